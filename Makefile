@@ -1,0 +1,58 @@
+# G2I: two commands for a new user.
+#   make demo   set up .venv (pinned), install PLINK 2 if missing, generate the synthetic cohort if
+#               data/raw is absent, then run the whole DVC pipeline (dvc repro)
+#   make test   the same set-up, then the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+# Medical data, offline machines: no telemetry from any tool, no downloads from model hubs.
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := 1
+export GX_ANALYTICS_ENABLED := false
+export HF_HUB_OFFLINE := 1
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help setup plink2 cohort demo test preview clean-venv
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	touch $@
+
+plink2:  ## install PLINK 2 (Debian package) when it is missing
+	@if ! command -v plink2 >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing PLINK 2 (Debian package plink2)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq plink2 >/dev/null; \
+	  else \
+	    echo "PLINK 2 is missing. Install it with 'sudo apt-get install plink2' (Debian/Ubuntu)" >&2; \
+	    echo "or 'conda install -c bioconda plink2', then run make again." >&2; exit 1; \
+	  fi; \
+	fi
+
+setup: $(BIN)/.installed plink2  ## create .venv with pinned dependencies and check PLINK 2
+
+cohort: setup  ## generate the synthetic cohort into data/raw when it is absent
+	@if [ -d data/raw ]; then echo "data/raw exists: keeping it"; \
+	else $(BIN)/g2i synthesize --out data/raw; fi
+
+demo: cohort  ## run the whole pipeline on the synthetic cohort (dvc repro)
+	$(BIN)/dvc repro
+	@$(BIN)/dvc status data.dvc
+
+test: setup  ## run the test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+preview: cohort  ## regenerate the README's CN vs AD preview figure (docs/img/cohort_preview.png)
+	$(BIN)/g2i cohort-report --raw data/raw --out reports/cohort/summary.json --figure docs/img/cohort_preview.png
+
+clean-venv:  ## remove the virtual environment
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""File writing helpers: atomic outputs and byte-deterministic formats."""

@@ -1,0 +1,1 @@
+"""Figures and summaries written under reports/ (DVC metrics and plots)."""

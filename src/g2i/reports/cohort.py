@@ -1,0 +1,118 @@
+"""Cohort report: ventricle volumes measured from the T1 images, and a preview of CN vs AD slices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import G2IError
+from ..imaging.morphometry import ventricle_volume_ml
+from ..io.atomic import atomic_file
+from ..synthetic.generate import GROUND_TRUTH, MRI_PATTERN
+
+THREE_WAY = {"CN": "CN", "SMC": "CN", "EMCI": "MCI", "LMCI": "MCI", "AD": "AD"}
+
+
+def load_t1(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A T1 volume in canonical RAS orientation, with its affine; errors name the file."""
+    try:
+        image = nib.as_closest_canonical(nib.load(str(path)))
+        return np.asanyarray(image.dataobj).astype(np.float32), image.affine
+    except Exception as exc:  # nibabel raises many types for a corrupt file
+        raise G2IError(f"{path}: cannot read T1 image ({exc})") from exc
+
+
+def measure_cohort(raw: Path) -> pd.DataFrame:
+    """Baseline subjects with an image: PTID, diagnosis, APOE4, measured ventricle volume (mL)."""
+    adnimerge_path = raw / "ADNIMERGE.csv"
+    if not adnimerge_path.is_file():
+        raise G2IError(f"{adnimerge_path}: not found (generate a cohort with `g2i synthesize` or add ADNI's file)")
+    merged = pd.read_csv(adnimerge_path, low_memory=False)
+    missing = {"PTID", "VISCODE", "DX_bl", "APOE4"} - set(merged.columns)
+    if missing:
+        raise G2IError(f"{adnimerge_path}: missing columns {sorted(missing)}")
+    baseline = merged[merged["VISCODE"] == "bl"].drop_duplicates("PTID")
+    rows = []
+    for row in baseline.itertuples():
+        path = raw / MRI_PATTERN.format(ptid=row.PTID)
+        if not path.is_file():
+            continue
+        volume, affine = load_t1(path)
+        rows.append({"PTID": row.PTID, "DX": THREE_WAY.get(row.DX_bl), "APOE4": row.APOE4, "path": str(path),
+                     "ventricle_ml_measured": ventricle_volume_ml(volume, affine)})
+    if not rows:
+        raise G2IError(f"{raw}: no T1 images found at {MRI_PATTERN}")
+    return pd.DataFrame(rows)
+
+
+def summarise(measured: pd.DataFrame, truth: pd.DataFrame | None) -> dict:
+    by_dx = measured.groupby("DX")["ventricle_ml_measured"]
+    summary = {
+        "n_subjects_with_t1": int(len(measured)),
+        "per_class": {dx: {"n": int(g.size), "ventricle_ml_mean": round(float(g.mean()), 3),
+                           "ventricle_ml_sd": round(float(g.std(ddof=1)), 3) if g.size > 1 else None}
+                      for dx, g in by_dx},
+        "ventricle_ml_mean_by_apoe4": {str(int(k)): round(float(v), 3)
+                                        for k, v in measured.groupby("APOE4")["ventricle_ml_measured"].mean().items()},
+    }
+    if {"CN", "AD"} <= set(summary["per_class"]):
+        summary["ventricle_ratio_ad_over_cn"] = round(
+            summary["per_class"]["AD"]["ventricle_ml_mean"] / summary["per_class"]["CN"]["ventricle_ml_mean"], 4)
+    if truth is not None:
+        joined = measured.merge(truth[["PTID", "ventricle_volume_ml_image"]], on="PTID")
+        rho = stats.spearmanr(joined["ventricle_ml_measured"], joined["ventricle_volume_ml_image"]).statistic
+        summary["spearman_measured_vs_ground_truth"] = round(float(rho), 4)
+    return summary
+
+
+def preview_figure(measured: pd.DataFrame, figure: Path, z_mm: float) -> None:
+    """Axial slices at MNI z through the lateral ventricles: the median CN and the median AD subject."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for dx in ("CN", "AD"):
+        group = measured[measured["DX"] == dx]
+        if group.empty:
+            continue
+        pick = group.iloc[(group["ventricle_ml_measured"] - group["ventricle_ml_measured"].median()).abs().argmin()]
+        volume, affine = load_t1(Path(pick["path"]))
+        k = int(round((z_mm - affine[2, 3]) / affine[2, 2]))
+        if not 0 <= k < volume.shape[2]:
+            raise G2IError(f"{pick['path']}: z = {z_mm} mm is outside the image")
+        panels.append((volume[:, :, k], affine, pick))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.8), squeeze=False)
+    for ax, (plane, affine, pick) in zip(axes[0], panels):
+        x0, dx_mm, y0, dy_mm = affine[0, 3], affine[0, 0], affine[1, 3], affine[1, 1]
+        extent = (x0 - dx_mm / 2, x0 + dx_mm * (plane.shape[0] - 0.5), y0 - dy_mm / 2, y0 + dy_mm * (plane.shape[1] - 0.5))
+        ax.imshow(plane.T, origin="lower", cmap="gray", extent=extent, vmin=0, vmax=np.percentile(plane[plane > 0], 99.5))
+        ax.set_title(f"{pick['DX']}  {pick['PTID']}\nAPOE e4 = {int(pick['APOE4'])}, ventricles {pick['ventricle_ml_measured']:.0f} mL",
+                     fontsize=10)
+        ax.set_xlabel("x (mm, R)")
+        ax.set_ylabel("y (mm, A)")
+    fig.suptitle(f"Axial T1 at MNI z = {z_mm:g} mm (median subject of each class)", fontsize=11)
+    fig.tight_layout()
+    with atomic_file(figure, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
+    plt.close(fig)
+
+
+def write_cohort_report(raw: str | Path, out: str | Path, preview_z_mm: float, figure: str | Path | None) -> dict:
+    raw = Path(raw)
+    measured = measure_cohort(raw)
+    truth_path = raw / GROUND_TRUTH
+    truth = pd.read_csv(truth_path) if truth_path.is_file() else None
+    summary = summarise(measured, truth)
+    if figure:
+        preview_figure(measured, Path(figure), preview_z_mm)
+    with atomic_file(out) as handle:
+        json.dump(summary, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    return summary

@@ -1,0 +1,94 @@
+"""Bad parameters and outputs give a plain message, exit non-zero and leave nothing half-written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from g2i.errors import G2IError
+from g2i.synthetic import generate as generate_module
+from g2i.synthetic.generate import generate_cohort
+
+from .conftest import ROOT, tiny_spec
+
+
+def run_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "pipelines" / "synthesize.py"), *args],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_for_every_command():
+    for command in (["g2i", "--help"], ["g2i", "synthesize", "--help"], ["g2i", "cohort-report", "--help"], ["g2i-synthesize", "--help"]):
+        result = subprocess.run([str(Path(sys.executable).parent / command[0]), *command[1:]], capture_output=True, text=True)
+        assert result.returncode == 0 and "usage" in result.stdout.lower()
+
+
+def test_too_few_subjects_per_class(tmp_path):
+    result = run_cli("--n-subjects", "8", "--out", str(tmp_path / "raw"))
+    assert result.returncode == 2
+    assert "at least 3" in result.stderr and "AD" in result.stderr
+    assert not (tmp_path / "raw").exists()
+
+
+def test_unknown_profile(tmp_path):
+    result = run_cli("--profile", "huge", "--out", str(tmp_path / "raw"))
+    assert result.returncode == 2
+    assert "unknown profile 'huge'" in result.stderr and "demo" in result.stderr
+    assert not (tmp_path / "raw").exists()
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_cli("--out", str(blocker / "raw"))
+    assert result.returncode == 2
+    assert str(blocker) in result.stderr and "cannot create output folder" in result.stderr
+
+
+def test_existing_output_needs_force(tmp_path):
+    (tmp_path / "raw").mkdir()
+    result = run_cli("--out", str(tmp_path / "raw"))
+    assert result.returncode == 2 and "--force" in result.stderr
+
+
+def test_bad_params_file_is_named(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["synthesize"]["apoe_haplotype_freq"] = {"e2": 0.5, "e3": 0.6, "e4": 0.1}
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(params))
+    result = run_cli("--params", str(bad), "--out", str(tmp_path / "raw"))
+    assert result.returncode == 2 and "apoe_haplotype_freq" in result.stderr
+    (tmp_path / "broken.yaml").write_text("profiles: [unclosed")
+    result = run_cli("--params", str(tmp_path / "broken.yaml"), "--out", str(tmp_path / "raw"))
+    assert result.returncode == 2 and "broken.yaml" in result.stderr
+
+
+def test_failure_midway_leaves_no_output(tmp_path, monkeypatch):
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(generate_module, "_render_all", explode)
+    with pytest.raises(RuntimeError):
+        generate_cohort(tiny_spec(n_subjects=16, n_background_snps=50), tmp_path / "raw", progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither data/raw nor a temporary folder is left
+
+
+def test_force_replaces_only_after_success(tmp_path, monkeypatch):
+    out = tmp_path / "raw"
+    out.mkdir()
+    (out / "keep.txt").write_text("old cohort")
+    monkeypatch.setattr(generate_module, "_render_all", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError):
+        generate_cohort(tiny_spec(n_subjects=16, n_background_snps=50), out, overwrite=True, progress=False)
+    assert (out / "keep.txt").read_text() == "old cohort"
+
+
+def test_spec_validation_messages():
+    with pytest.raises(G2IError, match="voxel_mm"):
+        tiny_spec(voxel_mm=0)
+    with pytest.raises(G2IError, match="adni1_fraction"):
+        tiny_spec(adni1_fraction=1.5)

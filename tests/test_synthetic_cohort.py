@@ -1,0 +1,159 @@
+"""The synthetic cohort: deterministic, readable by the real tools, with the intended structure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from g2i.genetics.panel import APOE_SNPS, load_panel
+from g2i.imaging.grid import Grid
+from g2i.synthetic.cohort import draw_cohort
+from g2i.synthetic.generate import GROUND_TRUTH, MANIFEST, MRI_PATTERN, generate_cohort
+from g2i.synthetic.genotypes import PHASE_FILESETS
+
+from .conftest import tiny_spec
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_byte_identical_across_runs_and_worker_counts(tmp_path):
+    spec_kw = dict(n_subjects=16, voxel_mm=4.0, z_range_mm=[0, 32], n_background_snps=200)
+    generate_cohort(tiny_spec(**spec_kw, n_jobs=2), tmp_path / "a", progress=False)
+    generate_cohort(tiny_spec(**spec_kw, n_jobs=1), tmp_path / "b", progress=False)
+    a, b = tree_digest(tmp_path / "a"), tree_digest(tmp_path / "b")
+    assert len(a) > 20
+    assert a == b
+    generate_cohort(tiny_spec(**spec_kw, seed=7), tmp_path / "c", progress=False)
+    assert tree_digest(tmp_path / "c")["ADNIMERGE.csv"] != a["ADNIMERGE.csv"]
+
+
+def test_layout_and_adnimerge_columns(tiny_cohort):
+    raw, manifest = tiny_cohort
+    merged = pd.read_csv(raw / "ADNIMERGE.csv")
+    for column in ("RID", "PTID", "VISCODE", "DX_bl", "AGE", "PTGENDER", "APOE4", "Ventricles_bl", "Hippocampus_bl", "ICV_bl"):
+        assert column in merged.columns
+    assert merged["PTID"].str.fullmatch(r"\d{3}_S_\d{4}").all()
+    baseline = merged[merged["VISCODE"] == "bl"]
+    assert baseline["PTID"].is_unique and len(merged) > len(baseline)  # follow-up rows exist
+    assert set(baseline["DX_bl"]) <= {"CN", "SMC", "EMCI", "LMCI", "AD"}
+    assert set(merged.loc[merged["VISCODE"] != "bl", "VISCODE"]) <= {"m06", "m12", "m24"}
+    assert set(merged["DX"].dropna()) <= {"CN", "MCI", "Dementia"}
+    # ADNI-1 has no SMC / EMCI
+    assert not baseline[baseline["ORIGPROT"] == "ADNI1"]["DX_bl"].isin(["SMC", "EMCI"]).any()
+    subjects = manifest["subjects"]
+    assert subjects["complete"] == 60
+    assert len(baseline) == 60 + subjects["without_mri"] + subjects["without_genotypes"]
+    assert json.loads((raw / MANIFEST).read_text())["synthetic"] is True
+
+
+def test_every_t1_reads_with_nibabel_on_the_icbm152_grid(tiny_cohort):
+    raw, manifest = tiny_cohort
+    truth = pd.read_csv(raw / GROUND_TRUTH)
+    grid = Grid.icbm152(3.0, (-30, 36))
+    paths = sorted(raw.glob("mri/*/final/*_t1_final.nii.gz"))
+    assert len(paths) == int(truth["has_mri"].sum())
+    for path in paths:
+        image = nib.load(path)
+        assert image.shape == grid.shape
+        np.testing.assert_allclose(image.affine, grid.affine)
+        assert int(image.header["sform_code"]) == 4  # MNI_152
+        data = np.asanyarray(image.dataobj)
+        assert data.dtype == np.int16 and data.max() > 500 and (data == 0).mean() > 0.2  # masked brain
+    assert MRI_PATTERN.format(ptid=truth["PTID"][0]) in {str(p.relative_to(raw)) for p in paths}
+
+
+def test_grid_paper_profile_is_civet_1mm():
+    grid = Grid.icbm152(1.0)
+    assert grid.shape == (181, 217, 181)
+    np.testing.assert_allclose(grid.affine[:3, 3], [-90, -126, -72])
+
+
+@pytest.mark.parametrize("phase", sorted(PHASE_FILESETS))
+def test_plink_filesets_read_by_plink2_and_pandas_plink(tiny_cohort, tmp_path, phase):
+    from pandas_plink import read_plink1_bin
+
+    raw, manifest = tiny_cohort
+    prefix = raw / "genotypes" / PHASE_FILESETS[phase]
+    fam = pd.read_csv(prefix.with_suffix(".fam"), sep=r"\s+", header=None)
+    bim = pd.read_csv(prefix.with_suffix(".bim"), sep="\t", header=None)
+    merged = pd.read_csv(raw / "ADNIMERGE.csv")
+    assert set(fam[1]) <= set(merged["PTID"])  # IID = PTID
+    assert set(fam[4]) <= {1, 2} and (fam[2] == 0).all() and (fam[3] == 0).all()  # sexes coded, founders
+
+    result = subprocess.run(["plink2", "--bfile", str(prefix), "--freq", "--export", "A", "--out", str(tmp_path / "x")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(pd.read_csv(tmp_path / "x.afreq", sep="\t")) == len(bim)
+    exported = pd.read_csv(tmp_path / "x.raw", sep=r"\s+")
+    assert list(exported["IID"]) == list(fam[1])
+
+    genotypes = read_plink1_bin(str(prefix.with_suffix(".bed")), verbose=False)
+    values = genotypes.values
+    assert values.shape == (len(fam), len(bim))
+    plink_counts = exported.iloc[:, 6:].to_numpy(dtype=float)
+    np.testing.assert_array_equal(np.isnan(values), np.isnan(plink_counts))
+    np.testing.assert_array_equal(np.nan_to_num(values, nan=-1), np.nan_to_num(plink_counts, nan=-1))
+
+    panel = load_panel()
+    assert set(panel["rsid"]) <= set(bim[1])
+    has_apoe = {s.rsid for s in APOE_SNPS} <= set(bim[1])
+    assert has_apoe == (phase == "ADNIGO2")  # the ADNI-1 array lacks rs429358 / rs7412
+    effect = bim[1].map(panel.set_index("rsid")["effect_allele"])
+    assert (bim[4] == effect).sum() > 0 and (bim[5] == effect).sum() > 0  # effect allele in both columns
+
+
+@pytest.mark.parametrize("phase", sorted(PHASE_FILESETS))
+def test_planted_qc_failures_are_removed_by_plink2(tiny_cohort, tmp_path, phase):
+    raw, manifest = tiny_cohort
+    prefix = raw / "genotypes" / PHASE_FILESETS[phase]
+    out = tmp_path / "qc"
+    result = subprocess.run(["plink2", "--bfile", str(prefix), "--mind", "0.05", "--geno", "0.05", "--maf", "0.01",
+                             "--hwe", "1e-5", "--make-just-bim", "--make-just-fam", "--out", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    kept_snps = set(pd.read_csv(out.with_suffix(".bim"), sep="\t", header=None)[1])
+    kept_samples = set(pd.read_csv(out.with_suffix(".fam"), sep=r"\s+", header=None)[1])
+    planted = manifest["genotypes"][phase]["planted_qc_failures"]
+    for category in ("snps_call_rate_below_95pct", "snps_maf_below_1pct", "snps_hwe_p_below_1e-5"):
+        assert planted[category], category
+        assert not set(planted[category]) & kept_snps, category
+    assert planted["samples_call_rate_below_95pct"]
+    assert not set(planted["samples_call_rate_below_95pct"]) & kept_samples
+    # the rest survives: QC removes what was planted, not the cohort
+    n_snps = manifest["genotypes"][phase]["n_snps"]
+    n_planted = sum(len(planted[c]) for c in planted if c.startswith("snps_"))
+    assert len(kept_snps) >= n_snps - n_planted - 0.02 * n_snps
+
+
+def test_diagnosis_proportions_and_e4_enrichment_at_paper_size():
+    table, doses = draw_cohort(tiny_spec(n_subjects=911, subjects_without_mri=0, subjects_without_genotypes=0))
+    assert table["DX"].value_counts().to_dict() == {"MCI": 438, "CN": 291, "AD": 182}
+    e4 = table.groupby("DX")["APOE4"].mean()
+    assert e4["AD"] > e4["MCI"] > e4["CN"]
+    prs = table.groupby("DX")["prs_z"].mean()
+    assert prs["AD"] > prs["CN"]
+    assert doses.shape == (911, len(load_panel())) and set(np.unique(doses)) <= {0, 1, 2}
+    assert table["PTID"].is_unique
+
+
+def test_ground_truth_effects_follow_diagnosis_and_e4():
+    table, _ = draw_cohort(tiny_spec(n_subjects=3000, subjects_without_mri=0, subjects_without_genotypes=0))
+    log_v = np.log(table["ventricle_scale_target"])
+    assert log_v[table["DX"] == "AD"].mean() > log_v[table["DX"] == "MCI"].mean() > log_v[table["DX"] == "CN"].mean()
+    hip = table.groupby("DX")["hippocampus_scale_target"].mean()
+    assert hip["AD"] < hip["MCI"] < hip["CN"]
+    thin = table.groupby("DX")["cortical_thinning"].mean()
+    assert thin["AD"] > thin["MCI"] > thin["CN"]
+    # e4 raises ventricle volume within diagnosis (least squares on dx dummies + e4 dose)
+    design = np.column_stack([table["DX"] == d for d in ("CN", "MCI", "AD")] + [table["APOE4"]]).astype(float)
+    coef = np.linalg.lstsq(design, log_v, rcond=None)[0]
+    assert coef[3] > 0.03
