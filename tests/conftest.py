@@ -26,3 +26,25 @@ def tiny_cohort(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("cohort") / "raw"
     manifest = generate_cohort(tiny_spec(), out, progress=False)
     return out, manifest
+
+
+PHASE_PREFIXES = {"ADNI1": "genotypes/ADNI_cluster_01_forward_757LONI", "ADNIGO2": "genotypes/ADNI_GO_2_Forward_Bin"}
+
+
+@pytest.fixture(scope="session")
+def tiny_genotypes(tiny_cohort, tmp_path_factory):
+    """genotype_qc + genotypes stages run on the tiny cohort: (work folder, QC report, outputs)."""
+    from g2i.data.genotype_table import GenotypeInputs, build_genotype_table
+    from g2i.genetics.qc import QcThresholds, run_genotype_qc
+
+    raw, _ = tiny_cohort
+    work = tmp_path_factory.mktemp("processed")
+    filesets = {phase: raw / prefix for phase, prefix in PHASE_PREFIXES.items()}
+    report = run_genotype_qc(filesets, work / "qc", work / "qc.json", work / "removed.tsv", QcThresholds())
+    params = resolve(load_params(ROOT / "params.yaml"), "demo")
+    inputs = GenotypeInputs(
+        qc_dir=work / "qc", raw_filesets=filesets, adnimerge=raw / "ADNIMERGE.csv", apoeres=raw / "APOERES.csv",
+        t1_patterns=[p.replace("data/raw/", "") for p in params["data"]["t1_patterns"]],
+        diagnosis_map=params["data"]["diagnosis_map"], root=raw)
+    outputs = build_genotype_table(inputs, "infer_from_frequency", 0.4, 0.1)
+    return work, report, outputs

@@ -30,7 +30,7 @@ def encode_bed_rows(a1_counts: np.ndarray) -> bytes:
         raise ValueError("a1_counts must hold 0, 1, 2 or -1 (missing)")
     n_snps, n_samples = counts.shape
     codes = _CODE_FOR_A1_COUNT[counts.astype(np.int64) % 4]
-    padded = np.full((n_snps, -(-n_samples // 4) * 4), 0b01, dtype=np.uint8)  # pad bits as missing
+    padded = np.zeros((n_snps, -(-n_samples // 4) * 4), dtype=np.uint8)  # PLINK pads the last byte with zeros
     padded[:, :n_samples] = codes
     quads = padded.reshape(n_snps, -1, 4)
     packed = quads[..., 0] | (quads[..., 1] << 2) | (quads[..., 2] << 4) | (quads[..., 3] << 6)
@@ -47,3 +47,48 @@ def write_plink1(prefix: str | Path, bim: pd.DataFrame, fam: pd.DataFrame, a1_co
     with open(prefix.with_suffix(".bed"), "wb") as handle:
         handle.write(BED_MAGIC)
         handle.write(encode_bed_rows(a1_counts))
+
+
+def read_bim(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep=r"\s+", header=None, names=BIM_COLUMNS, dtype={"chrom": str, "snp": str, "a1": str, "a2": str})
+
+
+def read_fam(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep=r"\s+", header=None, names=FAM_COLUMNS, dtype={"fid": str, "iid": str})
+
+
+def check_fileset(prefix: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read a fileset's .bim and .fam and check them against the .bed; errors name the file.
+
+    Catches what PLINK would report less plainly: missing files, a .bed that is not SNP-major PLINK 1,
+    a truncated .bed, .bim/.fam line counts that disagree with the .bed size, duplicate sample IDs.
+    """
+    from ..errors import G2IError
+
+    prefix = Path(prefix)
+    paths = {ext: prefix.with_name(prefix.name + ext) for ext in (".bed", ".bim", ".fam")}
+    for ext, path in paths.items():
+        if not path.is_file():
+            raise G2IError(f"{path}: not found (a PLINK 1 fileset needs .bed, .bim and .fam)")
+    try:
+        bim, fam = read_bim(paths[".bim"]), read_fam(paths[".fam"])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise G2IError(f"{prefix}: cannot parse .bim/.fam ({exc})") from exc
+    if bim.shape[1] != 6 or bim["pos"].isna().any():
+        raise G2IError(f"{paths['.bim']}: expected 6 whitespace-separated columns on every line")
+    with open(paths[".bed"], "rb") as handle:
+        magic = handle.read(3)
+    if magic != BED_MAGIC:
+        raise G2IError(f"{paths['.bed']}: not a SNP-major PLINK 1 .bed file (bad magic bytes)")
+    expected = len(BED_MAGIC) + len(bim) * -(-len(fam) // 4)
+    actual = paths[".bed"].stat().st_size
+    if actual != expected:
+        problem = "truncated" if actual < expected else "longer than expected"
+        raise G2IError(
+            f"{paths['.bed']}: {problem}: {actual} bytes, but {len(bim)} SNPs in .bim x {len(fam)} samples in .fam "
+            f"need {expected}; the .bed, .bim and .fam do not belong together or the .bed is damaged"
+        )
+    duplicated = fam["iid"][fam["iid"].duplicated()].unique()
+    if len(duplicated):
+        raise G2IError(f"{paths['.fam']}: duplicate sample IDs (IID/PTID): {', '.join(duplicated[:10])}")
+    return bim, fam

@@ -71,3 +71,12 @@ def atomic_file(target: str | Path, mode: str = "w") -> Iterator:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    """Write a JSON report atomically, keys sorted, so DVC metrics are stable from run to run."""
+    import json
+
+    with atomic_file(path) as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+        handle.write("\n")

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..errors import G2IError
+from ..imaging.io import load_t1
 from ..imaging.morphometry import ventricle_volume_ml
-from ..io.atomic import atomic_file
+from ..io.atomic import atomic_file, write_json
 from ..synthetic.generate import GROUND_TRUTH, MRI_PATTERN
 
 THREE_WAY = {"CN": "CN", "SMC": "CN", "EMCI": "MCI", "LMCI": "MCI", "AD": "AD"}
-
-
-def load_t1(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A T1 volume in canonical RAS orientation, with its affine; errors name the file."""
-    try:
-        image = nib.as_closest_canonical(nib.load(str(path)))
-        return np.asanyarray(image.dataobj).astype(np.float32), image.affine
-    except Exception as exc:  # nibabel raises many types for a corrupt file
-        raise G2IError(f"{path}: cannot read T1 image ({exc})") from exc
 
 
 def measure_cohort(raw: Path) -> pd.DataFrame:
@@ -112,7 +102,5 @@ def write_cohort_report(raw: str | Path, out: str | Path, preview_z_mm: float, f
     summary = summarise(measured, truth)
     if figure:
         preview_figure(measured, Path(figure), preview_z_mm)
-    with atomic_file(out) as handle:
-        json.dump(summary, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+    write_json(out, summary)
     return summary

@@ -109,11 +109,23 @@ def write_phase_filesets(spec, table: pd.DataFrame, panel_doses: np.ndarray, out
         bad_samples = rng.choice(n, size=min(qc["high_missing_samples"], n), replace=False)
         missing[:n_ordinary, bad_samples] |= rng.random((n_ordinary, len(bad_samples))) < BAD_SAMPLE_MISSING
         good_samples = np.setdiff1d(np.arange(n), bad_samples)
+        # Ordinary SNPs keep their call rate >= 96 % among the samples that pass sample QC, so that only
+        # the planted SNPs fail the call-rate filter.
+        cap = int(0.04 * len(good_samples))
+        for row in np.flatnonzero(missing[:n_ordinary][:, good_samples].sum(axis=1) > cap):
+            hit = good_samples[missing[row, good_samples]]
+            missing[row, hit[cap:]] = False
         for row in range(n_ordinary, n_ordinary + n_miss):
             # 10-25 % missing among samples that survive sample QC, so the SNP fails whatever runs first
             k = max(int(np.ceil(rng.uniform(0.10, 0.25) * len(good_samples))), int(0.05 * len(good_samples)) + 1)
             missing[row, rng.choice(good_samples, size=min(k, len(good_samples)), replace=False)] = True
         planted["samples_call_rate_below_95pct"] = sorted(subjects["PTID"].iloc[bad_samples])
+        # Rare panel SNPs (e.g. rs8093731, 1 %) may fail MAF < 1 % by chance in a small cohort: that is real
+        # biology, not a planted failure, so list them separately with the reason.
+        called = ~missing[:n_ordinary][:, good_samples]
+        kept_doses = np.where(called, doses[:n_ordinary][:, good_samples], 0)
+        freq = kept_doses.sum(axis=1) / np.maximum(2 * called.sum(axis=1), 1)
+        natural_rare = np.flatnonzero(np.minimum(freq, 1 - freq) < 0.01)
 
         # Column 5 holds the minor allele (PLINK's habit) for 75 % of SNPs, the other order otherwise.
         allele_freq = doses.mean(axis=1) / 2
@@ -139,5 +151,6 @@ def write_phase_filesets(spec, table: pd.DataFrame, panel_doses: np.ndarray, out
             "panel_snps_with_effect_allele_in_column_6": int((bim["a2"] == effect_allele).sum()),
             "planted_qc_failures": {k: v for k, v in planted.items()},
             "planted_qc_failure_counts": {k: len(v) for k, v in planted.items()},
+            "natural_qc_failures": {"snps_maf_below_1pct": sorted(snps["snp"].iloc[natural_rare])},
         }
     return manifest

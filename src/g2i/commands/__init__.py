@@ -1,0 +1,34 @@
+"""One module per `g2i` subcommand. Each defines NAME, HELP, add_arguments(parser) and run(args).
+
+The `g2i` command (g2i.cli) and the thin scripts in pipelines/ both dispatch here, so a pipeline step
+and its console command are one piece of code.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+COMMAND_MODULES = (
+    "synthesize",
+    "cohort_report",
+    "genotype_qc",
+    "genotypes",
+    "validate_genotypes",
+    "split",
+    "slices",
+)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """--params and --profile, shared by every step that reads params.yaml."""
+    parser.add_argument("--params", type=Path, default=None,
+                        help="parameter file (default: params.yaml at the project root)")
+    parser.add_argument("--profile", default=None,
+                        help="profile to use (default: the 'profile' key of params.yaml)")
+
+
+def resolved_params(args: argparse.Namespace) -> dict:
+    from ..config import load_params, resolve
+
+    return resolve(load_params(args.params), args.profile)

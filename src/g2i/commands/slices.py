@@ -1,0 +1,58 @@
+"""g2i slices: normalised axial T1 slices on the ICBM152 grid, one per subject and MNI z."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import add_common_arguments, resolved_params
+
+NAME = "slices"
+HELP = "axial T1 slices on the 1 mm ICBM152 grid, resized and normalised to [-1, 1]"
+DESCRIPTION = ("Read each subject's T1 (NIfTI or MINC), sample the 1 mm ICBM152 axial plane at each MNI z of "
+               "slices.z_mm, resize it to slices.size and map robust brain intensity percentiles to [-1, 1]. "
+               "Writes slices.npy (float16), index.csv and summary.json (a DVC metric) into --out.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--subjects", type=Path, default=Path("data/processed/subjects.csv"),
+                        help="subjects table: PTID, diagnosis, t1_path (relative to the project root or absolute)")
+    parser.add_argument("--out", type=Path, default=Path("data/processed/slices"),
+                        help="output folder, replaced once complete (default: data/processed/slices)")
+    parser.add_argument("--jobs", type=int, default=None, help="worker processes (0 = all cores; default: params)")
+    parser.add_argument("--dask-address", default=None,
+                        help="run on this dask.distributed scheduler, e.g. tcp://host:8786 (default: params)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from ..config import repo_root
+    from ..data.slices import build_slices
+    from ..errors import G2IError
+
+    knobs = resolved_params(args)["slices"]
+    if not args.subjects.is_file():
+        raise G2IError(f"{args.subjects}: not found (run the genotypes stage first)")
+    try:
+        subjects = pd.read_csv(args.subjects, dtype={"PTID": str, "diagnosis": str, "t1_path": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise G2IError(f"{args.subjects}: not a readable CSV table ({exc})") from exc
+    if "t1_path" in subjects.columns:
+        root = repo_root()
+        subjects["t1_path"] = [p if pd.isna(p) or Path(p).is_absolute() else str(root / p) for p in subjects["t1_path"]]
+    summary = build_slices(
+        subjects,
+        z_mm=knobs["z_mm"],
+        size=knobs["size"],
+        lower=knobs["lower_percentile"],
+        upper=knobs["upper_percentile"],
+        out_dir=args.out,
+        n_jobs=int(knobs.get("n_jobs", 0) if args.jobs is None else args.jobs),
+        dask_address=args.dask_address or knobs.get("dask_address"),
+        progress=not args.quiet,
+    )
+    print(f"wrote {args.out}: {summary['n_slices']} slices of {summary['image_size'][0]} x {summary['image_size'][1]} "
+          f"from {summary['n_subjects']} subjects {summary['per_class']}")

@@ -1,0 +1,39 @@
+"""g2i split: subject-level stratified train / validation / test split."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import add_common_arguments, resolved_params
+
+NAME = "split"
+HELP = "subject-level stratified train / val / test split (seeded)"
+DESCRIPTION = ("Split subjects, stratified by diagnosis: split.test_per_class per class for testing, "
+               "split.val_fraction of the rest for validation, the rest for training. No subject in two splits.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--subjects", type=Path, default=Path("data/processed/subjects.csv"), help="subjects table")
+    parser.add_argument("--out", type=Path, default=Path("data/processed/split.csv"), help="PTID, diagnosis, split")
+    parser.add_argument("--summary", type=Path, default=Path("reports/data/split.json"), help="class counts (DVC metric)")
+
+
+def run(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from ..data.split import split_subjects, split_summary
+    from ..errors import G2IError
+    from ..io.atomic import atomic_file, write_json
+
+    params = resolved_params(args)["split"]
+    if not args.subjects.is_file():
+        raise G2IError(f"{args.subjects}: not found (run the genotypes stage first)")
+    split = split_subjects(pd.read_csv(args.subjects), int(params["test_per_class"]), float(params["val_fraction"]),
+                           int(params["seed"]))
+    summary = split_summary(split)
+    with atomic_file(args.out) as handle:
+        split.to_csv(handle, index=False)
+    write_json(args.summary, summary)
+    print("split: " + ", ".join(f"{name} {counts['total']}" for name, counts in summary.items()))

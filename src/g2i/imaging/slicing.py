@@ -1,0 +1,97 @@
+"""Axial slices on the 1 mm MNI ICBM152 grid, resized and normalised for the image model.
+
+Convention of every slice (the 1 mm CIVET grid's axial plane, shown in neurological view):
+    shape 217 x 181; row i is MNI y = 90 - i mm (row 0 anterior, row 216 posterior at y = -126);
+    column j is MNI x = -90 + j mm (column 0 is the subject's left, column 180 the right).
+So `plt.imshow(slice)` shows the brain from above, nose up, left on the left.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage
+from skimage.transform import resize
+
+from ..errors import G2IError
+from .grid import ICBM152_ORIGIN_MM, ICBM152_SHAPE_1MM
+
+PLANE_SHAPE = (ICBM152_SHAPE_1MM[1], ICBM152_SHAPE_1MM[0])  # (rows = y, columns = x): 217 x 181
+PLANE_X_MM = ICBM152_ORIGIN_MM[0] + np.arange(ICBM152_SHAPE_1MM[0], dtype=np.float64)          # -90 .. 90
+PLANE_Y_MM = ICBM152_ORIGIN_MM[1] + np.arange(ICBM152_SHAPE_1MM[1], dtype=np.float64)[::-1]    # 90 .. -126
+
+# Where the brain lies in an axial plane of ICBM152 space (the template's brain mask, rounded outwards).
+# The field-of-view check counts this box only, so a tight brain crop still passes and a slab that
+# misses the plane does not.
+BRAIN_BOX_X_MM = (-72.0, 72.0)
+BRAIN_BOX_Y_MM = (-108.0, 74.0)
+MIN_BRAIN_BOX_INSIDE = 0.5
+
+
+def plane_world_coords(z_mm: float) -> np.ndarray:
+    """RAS millimetres of the 1 mm plane's pixel centres, shape (3, 217, 181), in the slice convention."""
+    y, x = np.meshgrid(PLANE_Y_MM, PLANE_X_MM, indexing="ij")
+    return np.stack([x, y, np.full_like(x, float(z_mm))])
+
+
+def sample_axial_plane(volume: np.ndarray, affine: np.ndarray, z_mm: float, source: str = "image") -> np.ndarray:
+    """The 1 mm ICBM152 axial plane at MNI z, trilinearly interpolated from `volume` (any voxel grid).
+
+    Only the plane's 217 x 181 points are interpolated; the volume itself is never resampled. Points
+    outside the volume read 0 (background). Raises G2IError when less than half of the plane's brain
+    box lies inside the volume: the image does not cover that plane.
+    """
+    world = plane_world_coords(z_mm).reshape(3, -1)
+    to_voxel = np.linalg.inv(affine)
+    voxel = to_voxel[:3, :3] @ world + to_voxel[:3, 3:4]
+    extent = np.asarray(volume.shape[:3], dtype=np.float64)[:, None] - 1.0
+    tolerance = 1e-3  # grid planes that coincide with the volume's edge count as inside
+    inside = np.all((voxel >= -tolerance) & (voxel <= extent + tolerance), axis=0)
+    x, y = world[0], world[1]
+    in_box = (x >= BRAIN_BOX_X_MM[0]) & (x <= BRAIN_BOX_X_MM[1]) & (y >= BRAIN_BOX_Y_MM[0]) & (y <= BRAIN_BOX_Y_MM[1])
+    covered = float(inside[in_box].mean())
+    if covered < MIN_BRAIN_BOX_INSIDE:
+        raise G2IError(f"{source}: axial plane z = {z_mm:g} mm cannot be placed on the ICBM152 grid: only "
+                       f"{covered:.0%} of the plane's brain box lies inside the image's field of view")
+    # Snap coordinates within the tolerance onto the edge: 'constant' mode would read them as background.
+    clipped = np.clip(voxel, 0.0, extent)
+    voxel = np.where(np.abs(voxel - clipped) <= tolerance, clipped, voxel)
+    plane = ndimage.map_coordinates(volume, voxel, order=1, mode="constant", cval=0.0, output=np.float32)
+    return plane.reshape(PLANE_SHAPE)
+
+
+def normalise_slice(plane: np.ndarray, size: Sequence[int], lower_percentile: float, upper_percentile: float,
+                    source: str = "image") -> np.ndarray:
+    """Resize a plane to `size` (rows, columns) and map its intensities to [-1, 1].
+
+    Resizing is bilinear with anti-aliasing (skimage.transform.resize), so the aspect ratio follows
+    `size` (the paper stretches 217 x 181 to 256 x 256). Normalisation: brain pixels are those > 0
+    after resizing; their `lower_percentile` and `upper_percentile` intensities map linearly to -1 and
+    +1, values beyond are clipped, and the background (<= 0) is -1. Robust percentiles rather than
+    min / max keep one hot voxel from compressing the contrast of the whole slice.
+    """
+    size = tuple(int(n) for n in size)
+    resized = resize(plane.astype(np.float32), size, order=1, anti_aliasing=True, preserve_range=True,
+                     mode="constant", cval=0.0).astype(np.float32)
+    brain = resized > 0
+    if not brain.any():
+        raise G2IError(f"{source}: the axial slice is empty (no voxel above 0)")
+    lo, hi = np.percentile(resized[brain], [lower_percentile, upper_percentile])
+    if not hi > lo:
+        raise G2IError(f"{source}: the axial slice has no intensity contrast inside the brain "
+                       f"(percentiles {lower_percentile:g} and {upper_percentile:g} are both {lo:g})")
+    scaled = (resized - np.float32(lo)) * np.float32(2.0 / (hi - lo)) - np.float32(1.0)
+    out = np.clip(scaled, -1.0, 1.0).astype(np.float32)
+    out[~brain] = -1.0
+    return out
+
+
+def axial_slices(volume: np.ndarray, affine: np.ndarray, z_mm: Sequence[float], size: Sequence[int],
+                 lower_percentile: float, upper_percentile: float, source: str = "image") -> np.ndarray:
+    """Normalised slices at each MNI z, shape (len(z_mm), rows, columns), float32 in [-1, 1]."""
+    return np.stack([
+        normalise_slice(sample_axial_plane(volume, affine, z, source), size, lower_percentile, upper_percentile,
+                        source)
+        for z in z_mm
+    ])

@@ -1,0 +1,1 @@
+"""Data validation with Great Expectations: suites on the tables the pipeline hands from stage to stage."""

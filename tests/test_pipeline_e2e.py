@@ -1,0 +1,97 @@
+"""`dvc repro` of the whole pipeline on a tiny cohort, in a throw-away repository, as a user would run it."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import ROOT
+
+BIN = Path(sys.executable).parent
+TINY_DEMO = {
+    "synthesize": {"n_subjects": 40, "voxel_mm": 4.0, "z_range_mm": [0, 32], "n_background_snps": 300},
+    "slices": {"size": [32, 32]},
+    "split": {"test_per_class": 2},
+    "validate_genotypes": {"min_per_class": 2},
+}
+
+
+def run(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    return subprocess.run(list(args), cwd=repo, capture_output=True, text=True, env=env)
+
+
+def stages_run(result: subprocess.CompletedProcess) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
+
+
+def set_params(repo: Path, edit) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    edit(params)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("e2e")
+    for item in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(ROOT / item, repo / item)
+    for folder in ("pipelines", "src", "gx"):
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "uncommitted"))
+    set_params(repo, lambda p: p["profiles"]["demo"].update(TINY_DEMO))
+    assert run(repo, "git", "init", "-q").returncode == 0
+    assert run(repo, "dvc", "init", "-q").returncode == 0
+    run(repo, "dvc", "config", "core.analytics", "false")
+    synth = run(repo, sys.executable, "pipelines/synthesize.py", "--out", "data/raw", "--quiet")
+    assert synth.returncode == 0, synth.stderr
+    assert run(repo, "dvc", "add", "data/raw", "-q").returncode == 0
+    return repo
+
+
+def test_repro_runs_every_stage_then_nothing(repo):
+    first = run(repo, "dvc", "repro")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert stages_run(first) == {"cohort_report", "genotype_qc", "genotypes", "validate_genotypes", "slices", "split"}
+    for output in ("reports/data/genotype_qc.md", "data/processed/genotypes.csv", "data/processed/slices/slices.npy",
+                   "reports/validate_genotypes/data_docs/index.html", "data/processed/split.csv"):
+        assert (repo / output).is_file(), output
+    second = run(repo, "dvc", "repro")
+    assert second.returncode == 0 and stages_run(second) == set()
+
+
+def test_changing_a_qc_threshold_reruns_only_that_stage_and_later(repo):
+    set_params(repo, lambda p: p["genotype_qc"].update({"hwe": 1e-6}))
+    result = run(repo, "dvc", "repro")
+    assert result.returncode == 0, result.stderr
+    ran = stages_run(result)
+    assert "genotype_qc" in ran
+    assert "cohort_report" not in ran
+    assert ran <= {"genotype_qc", "genotypes", "validate_genotypes", "slices", "split"}
+
+
+def test_failed_validation_stops_the_pipeline(repo):
+    set_params(repo, lambda p: p["profiles"]["demo"]["validate_genotypes"].update({"min_per_class": 1000}))
+    result = run(repo, "dvc", "repro")
+    set_params(repo, lambda p: p["profiles"]["demo"]["validate_genotypes"].update({"min_per_class": 2}))
+    assert result.returncode != 0
+    assert "at least 1000 required" in result.stderr
+    assert not stages_run(result) & {"slices", "split"}
+
+
+def test_corrupted_genotype_table_fails_the_stage(repo):
+    assert run(repo, "dvc", "repro").returncode == 0
+    table_path = repo / "data/processed/genotypes.csv"
+    table = pd.read_csv(table_path, dtype=str)
+    table.iloc[0, 2] = "3"
+    table.to_csv(table_path, index=False)
+    result = run(repo, "dvc", "repro", "--single-item", "validate_genotypes")
+    assert result.returncode != 0
+    assert "genotypes.csv" in result.stderr and table.columns[2] in result.stderr
