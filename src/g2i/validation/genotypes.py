@@ -17,7 +17,9 @@ import html
 import json
 import math
 import re
+import os
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -31,7 +33,7 @@ from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.expectations.row_conditions import Column
 
 from ..errors import G2IError
-from ..io.atomic import atomic_dir, atomic_file
+from ..io.atomic import atomic_dir, atomic_file, write_json
 
 DEFAULT_GX_ROOT = Path("gx")
 DEFAULT_DOCS = Path("reports/validate_genotypes/data_docs")
@@ -295,7 +297,7 @@ def validate_genotype_table(table_path: str | Path, expected_snps: Iterable[str]
     checkpoint = sync_project(context, suite)
     for scratch in SCRATCH_DIRS:  # the Data Docs index lists every stored run: keep only this one
         shutil.rmtree(gx_root / scratch, ignore_errors=True)
-    run_id = RunIdentifier(run_name=table_path.name, run_time=datetime.datetime.now(datetime.timezone.utc))
+    run_id = RunIdentifier(run_name=table_path.name, run_time=_reproducible_run_time(table_path))
     result = checkpoint.run(batch_parameters={"dataframe": table}, run_id=run_id)
     validation = next(iter(result.run_results.values()))
     failed = [r for r in validation.results if not r.success]
@@ -321,10 +323,24 @@ def validate_genotype_table(table_path: str | Path, expected_snps: Iterable[str]
     }
     with atomic_dir(docs_dir, overwrite=True) as tmp:
         shutil.copytree(gx_root / SITE_DIR, tmp, dirs_exist_ok=True)
-    with atomic_file(summary_path) as handle:
-        json.dump(summary, handle, indent=2)
-        handle.write("\n")
+        _make_docs_reproducible(tmp, run_id.run_time)
+    write_json(summary_path, summary)
     return summary
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_STAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
+
+
+def _make_docs_reproducible(site: Path, run_time: datetime.datetime) -> None:
+    """GX renders random element ids and wall-clock stamps into its HTML; pin them so the same inputs
+    give the same bytes (otherwise dvc.lock changes on every run of an unchanged table)."""
+    stamp = run_time.strftime("%Y%m%dT%H%M%S.%fZ")
+    for page in sorted(site.rglob("*.html")):
+        text = page.read_text()
+        ids: dict[str, str] = {}
+        text = _UUID.sub(lambda m: ids.setdefault(m.group(0), str(uuid.uuid5(uuid.NAMESPACE_URL, f"{page.name}/{len(ids)}"))), text)
+        page.write_text(_STAMP.sub(stamp, text))
 
 
 # ---- failure messages ----------------------------------------------------------------------------------
@@ -464,3 +480,21 @@ def _page_title(relative: str) -> str:
     if parts[0] == "validations" and len(parts) >= 5:  # validations/<suite>/<run name>/<run time>/<batch>.html
         return f"Validation of {parts[2]} at {parts[3]} against suite {parts[1]}"
     return relative
+
+
+def _reproducible_run_time(table_path: Path) -> datetime.datetime:
+    """The run time shown in Data Docs, fixed so that the same inputs give byte-identical docs.
+
+    Like reproducible builds: $SOURCE_DATE_EPOCH when set, else the time of the commit the project is
+    at, else now. A wall-clock time would change dvc.lock on every `dvc repro` of an unchanged table.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is None:
+        try:
+            epoch = subprocess.run(["git", "log", "-1", "--format=%ct"], capture_output=True, text=True,
+                                   cwd=table_path.resolve().parent, timeout=10).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            epoch = None
+    if epoch is None:
+        return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc)
