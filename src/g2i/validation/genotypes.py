@@ -13,13 +13,13 @@ any stage that trains on a bad table.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import html
 import json
 import math
 import re
 import os
 import shutil
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -297,7 +297,8 @@ def validate_genotype_table(table_path: str | Path, expected_snps: Iterable[str]
     checkpoint = sync_project(context, suite)
     for scratch in SCRATCH_DIRS:  # the Data Docs index lists every stored run: keep only this one
         shutil.rmtree(gx_root / scratch, ignore_errors=True)
-    run_id = RunIdentifier(run_name=table_path.name, run_time=_reproducible_run_time(table_path))
+    digest = hashlib.sha256(table_path.read_bytes()).hexdigest()[:12]
+    run_id = RunIdentifier(run_name=f"{table_path.name}-sha256-{digest}", run_time=_reproducible_run_time(table_path))
     result = checkpoint.run(batch_parameters={"dataframe": table}, run_id=run_id)
     validation = next(iter(result.run_results.values()))
     failed = [r for r in validation.results if not r.success]
@@ -485,16 +486,8 @@ def _page_title(relative: str) -> str:
 def _reproducible_run_time(table_path: Path) -> datetime.datetime:
     """The run time shown in Data Docs, fixed so that the same inputs give byte-identical docs.
 
-    Like reproducible builds: $SOURCE_DATE_EPOCH when set, else the time of the commit the project is
-    at, else now. A wall-clock time would change dvc.lock on every `dvc repro` of an unchanged table.
+    As in reproducible builds: $SOURCE_DATE_EPOCH when set, else the Unix epoch (the run is identified
+    by the table's content hash in its run name instead). A wall-clock time would change dvc.lock on
+    every `dvc repro` of an unchanged table.
     """
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch is None:
-        try:
-            epoch = subprocess.run(["git", "log", "-1", "--format=%ct"], capture_output=True, text=True,
-                                   cwd=table_path.resolve().parent, timeout=10).stdout.strip() or None
-        except (OSError, subprocess.SubprocessError):
-            epoch = None
-    if epoch is None:
-        return datetime.datetime.now(datetime.timezone.utc)
-    return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(int(os.environ.get("SOURCE_DATE_EPOCH", "0")), datetime.timezone.utc)
