@@ -1,0 +1,63 @@
+"""MLflow tracking for G2I runs: one store per project, runs tagged with what produced them.
+
+The store defaults to `sqlite:///<project root>/mlflow.db` (MLflow 3's own default is the current
+directory, which would scatter stores across folders); $MLFLOW_TRACKING_URI overrides it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import yaml
+
+from .config import repo_root
+
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """$MLFLOW_TRACKING_URI if set, else the project's SQLite store."""
+    return os.environ.get(TRACKING_URI_ENV) or f"sqlite:///{(root or repo_root()).resolve() / 'mlflow.db'}"
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Nested params as ('a.b.c', value) pairs, values as MLflow stores them (strings, lists as YAML)."""
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from flatten(value, f"{name}.")
+        elif isinstance(value, (list, tuple)):
+            yield name, yaml.safe_dump(list(value), default_flow_style=True).strip()
+        else:
+            yield name, str(value)
+
+
+def git_commit(root: Path) -> str:
+    """HEAD's commit (with '-dirty' when the work tree has changes), or 'unknown' outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def data_version(root: Path) -> str:
+    """The raw data's DVC hash from data.dvc (what the run was trained on), or 'untracked'."""
+    path = root / "data.dvc"
+    if not path.is_file():
+        return "untracked"
+    outs = (yaml.safe_load(path.read_text()) or {}).get("outs") or [{}]
+    return str(outs[0].get("md5") or hashlib.md5(path.read_bytes()).hexdigest())
+
+
+def run_tags(root: Path, profile: str, **extra: str) -> dict[str, str]:
+    """Tags every G2I run carries, so runs can be compared and traced back to code and data."""
+    return {"g2i.git_commit": git_commit(root), "g2i.data_dvc_md5": data_version(root), "g2i.profile": profile,
+            **{f"g2i.{k}": str(v) for k, v in extra.items()}}

@@ -1,0 +1,33 @@
+"""MLflow tracking helpers: the store location, flattened params, and run tags."""
+
+from __future__ import annotations
+
+import mlflow
+
+from g2i.tracking import data_version, flatten, run_tags, tracking_uri
+
+from .conftest import ROOT
+
+
+def test_tracking_uri_defaults_to_the_project_root(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking_uri(tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere.db")
+    assert tracking_uri(tmp_path) == "sqlite:////elsewhere.db"
+
+
+def test_flatten_nested_params():
+    flat = dict(flatten({"model": {"unet": {"widths": [32, 64]}, "lr": 1e-4}, "profile": "demo"}))
+    assert flat == {"model.unet.widths": "[32, 64]", "model.lr": "0.0001", "profile": "demo"}
+
+
+def test_tags_and_a_real_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    tags = run_tags(ROOT, "demo", variant="g2i_l_att")
+    assert tags["g2i.data_dvc_md5"] == data_version(ROOT) != "untracked"
+    assert len(tags["g2i.git_commit"].split("-")[0]) == 40 or tags["g2i.git_commit"] == "unknown"
+    mlflow.set_tracking_uri(tracking_uri())
+    with mlflow.start_run(tags=tags) as run:
+        mlflow.log_params(dict(flatten({"model": {"lr": 1e-4}})))
+    stored = mlflow.get_run(run.info.run_id)
+    assert stored.data.tags["g2i.variant"] == "g2i_l_att" and stored.data.params["model.lr"] == "0.0001"
