@@ -1,0 +1,73 @@
+"""Training examples: (slice x_0, diagnosis, genotype codes) joined from the processed tables.
+
+Reads data/processed/slices/{slices.npy,index.csv} (memory-mapped, so the cohort never has to fit in
+memory), genotypes.csv and split.csv. Genotype codes are 0/1/2 with 3 for a missing call, the
+vocabulary of the genotype encoder T_theta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import G2IError
+
+DIAGNOSES = ("CN", "MCI", "AD")
+MISSING_CODE = 3
+META_COLUMNS = ("PTID", "diagnosis", "APOE4")
+
+
+@dataclass(frozen=True)
+class ProcessedPaths:
+    slices_dir: Path = Path("data/processed/slices")
+    genotypes: Path = Path("data/processed/genotypes.csv")
+    split: Path = Path("data/processed/split.csv")
+
+    def check(self) -> None:
+        missing = [str(p) for p in (self.slices_dir / "slices.npy", self.slices_dir / "index.csv", self.genotypes,
+                                    self.split) if not Path(p).is_file()]
+        if missing:
+            raise G2IError(f"processed data missing: {', '.join(missing)}; run `dvc repro` (or `make demo`) first")
+
+
+def genotype_codes(table: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """SNP columns (panel SNPs, then APOE4 as one more token) as int64 codes with 3 = missing."""
+    snps = [c for c in table.columns if c not in META_COLUMNS] + ["APOE4"]
+    codes = table[snps].to_numpy(dtype=float)
+    if np.nanmax(codes) > 2 or np.nanmin(codes) < 0:
+        raise G2IError("genotype table holds codes outside 0/1/2")
+    return np.where(np.isnan(codes), MISSING_CODE, codes).astype(np.int64), snps
+
+
+class SliceGenotypeDataset(Dataset):
+    """One item per slice of a subject in `split`: x_0 (1 x H x W float32), label index, SNP codes."""
+
+    def __init__(self, paths: ProcessedPaths, split: str):
+        paths.check()
+        self.images = np.load(paths.slices_dir / "slices.npy", mmap_mode="r")
+        index = pd.read_csv(paths.slices_dir / "index.csv")
+        genotypes = pd.read_csv(paths.genotypes)
+        members = pd.read_csv(paths.split)
+        keep = set(members.loc[members["split"] == split, "PTID"])
+        if not keep:
+            raise G2IError(f"{paths.split}: no subject in split '{split}'")
+        self.index = index[index["PTID"].isin(keep)].reset_index(drop=True)
+        codes, self.snps = genotype_codes(genotypes)
+        row_of = {ptid: i for i, ptid in enumerate(genotypes["PTID"])}
+        absent = sorted(set(self.index["PTID"]) - set(row_of))
+        if absent:
+            raise G2IError(f"{paths.genotypes}: no genotypes for {len(absent)} subject(s) with slices, e.g. {absent[0]}")
+        self.codes = codes[[row_of[p] for p in self.index["PTID"]]]
+        self.labels = self.index["diagnosis"].map({d: i for i, d in enumerate(DIAGNOSES)}).to_numpy()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        image = torch.from_numpy(np.asarray(self.images[self.index.at[i, "row"]], dtype=np.float32))[None]
+        return {"x_0": image, "label": torch.tensor(self.labels[i]), "genotype": torch.from_numpy(self.codes[i])}

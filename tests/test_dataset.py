@@ -1,0 +1,39 @@
+"""Training examples joined from slices, genotype table and split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from g2i.data.dataset import MISSING_CODE, ProcessedPaths, SliceGenotypeDataset
+from g2i.errors import G2IError
+
+
+@pytest.fixture
+def processed(tmp_path):
+    rng = np.random.default_rng(0)
+    ptids = [f"002_S_{i:04d}" for i in range(9)]
+    (tmp_path / "slices").mkdir()
+    np.save(tmp_path / "slices" / "slices.npy", rng.uniform(-1, 1, (9, 8, 8)).astype(np.float16))
+    pd.DataFrame({"row": range(9), "PTID": ptids, "diagnosis": ["CN", "MCI", "AD"] * 3, "z_mm": 16.0}).to_csv(
+        tmp_path / "slices" / "index.csv", index=False)
+    genotypes = pd.DataFrame({"PTID": ptids, "diagnosis": ["CN", "MCI", "AD"] * 3,
+                              "rs1": rng.integers(0, 3, 9).astype(float), "rs2": [np.nan] + [1.0] * 8, "APOE4": 0})
+    genotypes.to_csv(tmp_path / "genotypes.csv", index=False)
+    pd.DataFrame({"PTID": ptids, "split": ["train"] * 6 + ["test"] * 3}).to_csv(tmp_path / "split.csv", index=False)
+    return ProcessedPaths(tmp_path / "slices", tmp_path / "genotypes.csv", tmp_path / "split.csv")
+
+
+def test_items_join_image_label_and_genotype(processed):
+    train = SliceGenotypeDataset(processed, "train")
+    assert len(train) == 6 and train.snps == ["rs1", "rs2", "APOE4"]
+    item = train[0]
+    assert item["x_0"].shape == (1, 8, 8) and item["x_0"].dtype.is_floating_point
+    assert int(item["label"]) == 0 and item["genotype"].tolist()[1] == MISSING_CODE
+    assert len(SliceGenotypeDataset(processed, "test")) == 3
+
+
+def test_missing_processed_data_says_run_dvc_repro(tmp_path):
+    with pytest.raises(G2IError, match="run `dvc repro`"):
+        SliceGenotypeDataset(ProcessedPaths(tmp_path / "nope", tmp_path / "g.csv", tmp_path / "s.csv"), "train")
