@@ -1,0 +1,213 @@
+"""A training loop that can be killed at any moment and resumed to the same result.
+
+Exact resume without saving data-loader or sampler state: every step draws its batch indices and its
+noise from a generator seeded by (seed, step, process), so step k does the same work whether or not the
+run was interrupted before it. Checkpoints (Accelerate's save_state: weights, optimizer, LR scheduler,
+EMA, RNG, plus the step) are written to a temporary folder and renamed, so a kill -9 mid-save leaves the
+previous checkpoint intact. A non-finite loss stops the run before the bad update, keeping the last good
+checkpoint. Data-parallel on several GPUs or processes via `accelerate launch --num_processes N`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import G2IError
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest.json"
+
+
+class TrainingDiverged(G2IError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_steps: int
+    batch_size: int
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 0
+    mixed_precision: str = "bf16"  # used on GPU only: CPU autocast / GradScaler are not worth it here
+
+    @classmethod
+    def from_params(cls, section: Mapping[str, Any]) -> "TrainConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise G2IError(f"params.yaml: unknown training key(s) {unknown}; known: {sorted(known)}")
+        cfg = cls(**section)
+        if cfg.max_steps <= 0 or cfg.batch_size <= 0 or cfg.checkpoint_every <= 0:
+            raise G2IError("params.yaml: max_steps, batch_size and checkpoint_every must be positive")
+        return cfg
+
+
+def step_generator(seed: int, step: int, process: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
+    """The random stream of one step on one process (batch choice, noise, timesteps, condition dropout)."""
+    entropy = np.random.SeedSequence([seed, step, process]).generate_state(2, dtype=np.uint64)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(entropy[0] % (2**63 - 1)))
+    return generator
+
+
+def batch_indices(n_items: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """A batch drawn without replacement (with replacement when the set is smaller than the batch)."""
+    if n_items >= batch_size:
+        return torch.randperm(n_items, generator=generator)[:batch_size]
+    return torch.randint(n_items, (batch_size,), generator=generator)
+
+
+class _StepCounter:
+    """The step, saved and restored with the Accelerate state."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+
+
+LossFn = Callable[[nn.ModuleDict, dict, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
+
+
+class Trainer:
+    """Trains `modules` (jointly, one optimizer) to minimise `loss_fn(modules, batch, generator)`.
+
+    `get_batch(indices)` returns a dict of tensors for dataset items `indices`; `log(metrics, step)` is
+    called on the main process every `log_every` steps (MLflow, for instance).
+    """
+
+    def __init__(self, modules: Mapping[str, nn.Module], loss_fn: LossFn, n_items: int,
+                 get_batch: Callable[[torch.Tensor], dict], cfg: TrainConfig, out_dir: str | Path,
+                 log: Callable[[dict, int], None] | None = None, progress: bool = True):
+        from accelerate import Accelerator
+        from diffusers.optimization import get_cosine_schedule_with_warmup
+        from diffusers.training_utils import EMAModel
+
+        self.cfg, self.loss_fn, self.n_items, self.get_batch = cfg, loss_fn, n_items, get_batch
+        self.out_dir, self.log, self.progress = Path(out_dir), log, progress
+        use_gpu = torch.cuda.is_available()
+        self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision if use_gpu else "no", cpu=not use_gpu)
+        model = nn.ModuleDict(dict(modules))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        schedule = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.max_steps)
+        self.model, self.optimizer, self.schedule = self.accelerator.prepare(model, optimizer, schedule)
+        self.ema = EMAModel(self.unwrapped.parameters(), decay=cfg.ema_decay)
+        self.counter = _StepCounter()
+        self.accelerator.register_for_checkpointing(self.ema, self.counter)
+
+    @property
+    def unwrapped(self) -> nn.ModuleDict:
+        return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def step(self) -> int:
+        return self.counter.step
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+
+    def latest_checkpoint(self) -> Path | None:
+        pointer = self.out_dir / CHECKPOINTS / LATEST
+        if not pointer.is_file():
+            return None
+        path = self.out_dir / CHECKPOINTS / json.loads(pointer.read_text())["checkpoint"]
+        return path if path.is_dir() else None
+
+    def save_checkpoint(self) -> Path:
+        root = self.out_dir / CHECKPOINTS
+        final = root / f"step-{self.step:08d}"
+        tmp = root / f".tmp-step-{self.step:08d}"
+        if self.accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(tmp))
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            pointer = root / f".{LATEST}.tmp"
+            pointer.write_text(json.dumps({"checkpoint": final.name, "step": self.step}))
+            os.replace(pointer, root / LATEST)  # the pointer moves only once the checkpoint is whole
+            for old in sorted(root.glob("step-*"))[: -self.cfg.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        return final
+
+    def resume(self) -> bool:
+        """Load the latest checkpoint if there is one; return whether training resumed."""
+        latest = self.latest_checkpoint()
+        if latest is None:
+            return False
+        self.accelerator.load_state(str(latest))
+        return True
+
+    # ---- the loop -----------------------------------------------------------------------------------
+
+    def fit(self) -> dict[str, float]:
+        from tqdm import tqdm
+
+        self.resume()
+        cfg, acc = self.cfg, self.accelerator
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="training", unit="step",
+                   disable=not (self.progress and acc.is_local_main_process))
+        metrics: dict[str, float] = {}
+        while self.step < cfg.max_steps:
+            generator = step_generator(cfg.seed, self.step, acc.process_index)
+            shared = step_generator(cfg.seed, self.step)  # same on every process: one global batch
+            indices = batch_indices(self.n_items, cfg.batch_size * acc.num_processes, shared)
+            indices = indices[acc.process_index :: acc.num_processes]
+            batch = {k: v.to(acc.device) for k, v in self.get_batch(indices).items()}
+            self.model.train()
+            with acc.autocast():
+                loss, metrics = self.loss_fn(self.model, batch, generator)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                latest = self.latest_checkpoint()
+                raise TrainingDiverged(
+                    f"loss is {value} at step {self.step}; stopped before the update. Last good checkpoint: "
+                    f"{latest or 'none yet'}. Lower training.learning_rate or check the inputs.")
+            acc.backward(loss)
+            if cfg.grad_clip and acc.sync_gradients:
+                acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.schedule.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.ema.step(self.unwrapped.parameters())
+            self.counter.step += 1
+            metrics = {"loss": value, **metrics, "lr": self.schedule.get_last_lr()[0]}
+            bar.update()
+            bar.set_postfix(loss=f"{value:.4f}")
+            if self.log and acc.is_main_process and (self.step % cfg.log_every == 0 or self.step == cfg.max_steps):
+                self.log(metrics, self.step)
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
+                self.save_checkpoint()
+        bar.close()
+        return metrics
+
+    def ema_modules(self) -> nn.ModuleDict:
+        """A copy of the modules holding the EMA weights (what sampling and evaluation use)."""
+        import copy
+
+        copied = copy.deepcopy(self.unwrapped)
+        self.ema.copy_to(copied.parameters())
+        return copied

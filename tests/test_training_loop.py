@@ -1,0 +1,92 @@
+"""The training loop: exact resume (also after kill -9), NaN handling, EMA, 2-process Accelerate."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from g2i.training.trainer import TrainConfig, TrainingDiverged
+from g2i.errors import G2IError
+
+from . import toy_train
+
+SCRIPT = Path(__file__).parent / "toy_train.py"
+BIN = Path(sys.executable).parent
+
+
+def final_state(trainer):
+    return {k: v.clone() for k, v in trainer.unwrapped.state_dict().items()}, trainer.ema_modules().state_dict()
+
+
+def assert_same(a, b):
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    straight = toy_train.build(tmp_path / "a", 20)
+    straight.fit()
+    crashed = toy_train.build(tmp_path / "b", 20, fail_at=13)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        crashed.fit()
+    assert json.loads((tmp_path / "b/checkpoints/latest.json").read_text())["step"] == 10
+    resumed = toy_train.build(tmp_path / "b", 20)
+    resumed.fit()
+    assert resumed.step == 20
+    (w_a, ema_a), (w_b, ema_b) = final_state(straight), final_state(resumed)
+    assert_same(w_a, w_b)
+    assert_same(ema_a, ema_b)
+    assert not torch.equal(w_a["net.weight"], ema_a["net.weight"])  # EMA weights are their own thing
+    assert len(list((tmp_path / "b/checkpoints").glob("step-*"))) == 2  # keep_checkpoints
+
+
+def test_nan_loss_stops_before_the_update_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = toy_train.build(tmp_path, 20, nan_at=7)
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 7.*step-00000005"):
+        trainer.fit()
+    assert json.loads((tmp_path / "checkpoints/latest.json").read_text())["step"] == 5
+
+
+def test_kill_9_mid_training_then_rerun_finishes_with_the_same_result(tmp_path):
+    reference = tmp_path / "reference"
+    assert subprocess.run([sys.executable, str(SCRIPT), str(reference), "30"], capture_output=True).returncode == 0
+    run_dir = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, str(SCRIPT), str(run_dir), "30", "--sleep", "0.1"])
+    deadline = time.time() + 60
+    pointer = run_dir / "checkpoints/latest.json"
+    while time.time() < deadline and not (pointer.is_file() and json.loads(pointer.read_text())["step"] >= 10):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "final.pt").exists()
+    rerun = subprocess.run([sys.executable, str(SCRIPT), str(run_dir), "30"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    a, b = torch.load(reference / "final.pt"), torch.load(run_dir / "final.pt")
+    assert a["step"] == b["step"] == 30
+    assert_same(a["weights"], b["weights"])
+    assert_same(a["ema"], b["ema"])
+
+
+def test_two_process_accelerate_run(tmp_path):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([str(BIN / "accelerate"), "launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+                             "--mixed_precision", "no", "--dynamo_backend", "no", str(SCRIPT), str(tmp_path), "12"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    state = torch.load(tmp_path / "final.pt")
+    assert state["step"] == 12 and torch.isfinite(state["weights"]["net.weight"]).all()
+
+
+def test_config_rejects_unknown_and_bad_keys():
+    with pytest.raises(G2IError, match="unknown training key"):
+        TrainConfig.from_params({"max_steps": 5, "batch_size": 2, "lerning_rate": 1})
+    with pytest.raises(G2IError, match="positive"):
+        TrainConfig.from_params({"max_steps": 0, "batch_size": 2})
