@@ -45,11 +45,15 @@ def genotype_codes(table: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
 
 
 class SliceGenotypeDataset(Dataset):
-    """One item per slice of a subject in `split`: x_0 (1 x H x W float32), label index, SNP codes."""
+    """One item per slice of a subject in `split`: x_0 (C x H x W float32), label index, SNP codes."""
 
-    def __init__(self, paths: ProcessedPaths, split: str):
+    def __init__(self, paths: ProcessedPaths, split: str, images: Path | None = None):
+        """`images`: an array aligned with the slices' rows to read instead (e.g. cached latents)."""
         paths.check()
-        self.images = np.load(paths.slices_dir / "slices.npy", mmap_mode="r")
+        images = Path(images) if images is not None else paths.slices_dir / "slices.npy"
+        if not images.is_file():
+            raise G2IError(f"{images}: not found; run `dvc repro` (or `make demo`) first")
+        self.images = np.load(images, mmap_mode="r")
         index = pd.read_csv(paths.slices_dir / "index.csv")
         genotypes = pd.read_csv(paths.genotypes)
         members = pd.read_csv(paths.split)
@@ -69,5 +73,7 @@ class SliceGenotypeDataset(Dataset):
         return len(self.index)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        image = torch.from_numpy(np.asarray(self.images[self.index.at[i, "row"]], dtype=np.float32))[None]
+        image = torch.from_numpy(np.array(self.images[self.index.at[i, "row"]], dtype=np.float32))  # a writable copy
+        if image.dim() == 2:
+            image = image[None]  # slices are H x W; latents already C x h x w
         return {"x_0": image, "label": torch.tensor(self.labels[i]), "genotype": torch.from_numpy(self.codes[i])}

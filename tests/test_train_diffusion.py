@@ -1,0 +1,103 @@
+"""encode_latents + train on tiny data: latents are means, every variant trains, saves, loads and samples."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
+from g2i.errors import G2IError
+from g2i.models import VARIANTS, build_autoencoder
+from g2i.training.diffusion import diffusion_loss, load_variant, sample_grid, train_diffusion
+from g2i.training.latents import encode_latents, load_autoencoder
+from g2i.models import build_scheduler
+
+TINY_MODEL = {
+    "autoencoder": {"block_out_channels": [8, 8, 8], "latent_channels": 2, "layers_per_block": 1, "norm_num_groups": 4,
+                    "mid_block_attention": False, "sample_size": 16},
+    "genotype_encoder": {"embed_dim": 16, "num_layers": 1, "num_heads": 2, "ff_dim": 16, "dropout": 0.0},
+    "unet": {"block_out_channels": [16, 16, 32], "layers_per_block": 1, "attention_levels": [False, True, True],
+             "attention_head_dim": 8, "transformer_layers": 1, "norm_num_groups": 4, "sample_size": 4},
+    "scheduler": {"num_train_timesteps": 100, "beta_schedule": "scaled_linear", "beta_start": 0.0015,
+                  "beta_end": 0.0195, "num_inference_steps": 5},
+}
+TRAIN = {"max_steps": 6, "batch_size": 4, "learning_rate": 1e-3, "warmup_steps": 1, "checkpoint_every": 3, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("diffusion")
+    rng = np.random.default_rng(0)
+    ptids = [f"002_S_{i:04d}" for i in range(12)]
+    dx = ["CN", "MCI", "AD"] * 4
+    (root / "slices").mkdir()
+    np.save(root / "slices/slices.npy", rng.uniform(-1, 1, (12, 16, 16)).astype(np.float16))
+    pd.DataFrame({"row": range(12), "PTID": ptids, "diagnosis": dx, "z_mm": 16.0}).to_csv(root / "slices/index.csv", index=False)
+    pd.DataFrame({"PTID": ptids, "diagnosis": dx, "rs1": rng.integers(0, 3, 12), "rs2": rng.integers(0, 3, 12),
+                  "APOE4": rng.integers(0, 3, 12)}).to_csv(root / "genotypes.csv", index=False)
+    pd.DataFrame({"PTID": ptids, "split": ["train"] * 9 + ["val"] * 3}).to_csv(root / "split.csv", index=False)
+    vae = build_autoencoder(TINY_MODEL)
+    vae.register_to_config(scaling_factor=0.5)
+    vae.save_pretrained(str(root / "autoencoder"))
+    summary = encode_latents(root / "autoencoder", root / "slices/slices.npy", root / "latents", root / "latents.json")
+    paths = ProcessedPaths(root / "slices", root / "genotypes.csv", root / "split.csv")
+    return root, paths, summary
+
+
+def test_latents_are_the_encoder_means(tiny):
+    root, _, summary = tiny
+    latents = np.load(root / "latents/latents.npy")
+    assert latents.shape == (12, 2, 4, 4) and summary["shape"] == [2, 4, 4] and summary["scaling_factor"] == 0.5
+    vae = load_autoencoder(root / "autoencoder")
+    x = torch.from_numpy(np.load(root / "slices/slices.npy")[:2].astype(np.float32))[:, None]
+    with torch.no_grad():
+        np.testing.assert_allclose(latents[:2], vae.encode(x).latent_dist.mean.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_variant_trains_saves_loads_and_samples(tiny, tmp_path, variant):
+    root, paths, _ = tiny
+    params = {"model": TINY_MODEL, "training": {"diffusion": TRAIN, "condition_dropout": 0.25}}
+    logged = []
+    result = train_diffusion(variant, params, paths, root / "latents/latents.npy", 0.5, tmp_path / variant,
+                             tmp_path / "ckpt", log=lambda m, s: logged.append(s))
+    assert result["steps"] == 6 and np.isfinite(result["final_loss"])
+    denoiser, encoder, scheduler, info = load_variant(tmp_path / variant)
+    assert (encoder is None) == (variant == "ldm") and denoiser.config.variant == variant
+    assert scheduler.config.clip_sample is False and info["snps"] == ["rs1", "rs2", "APOE4"]
+    images = sample_grid(tmp_path / variant, load_autoencoder(root / "autoencoder"), SliceGenotypeDataset(paths, "val"),
+                         steps=3, figure=tmp_path / "grid.png")
+    assert images.shape == (3, 16, 16) and np.abs(images).max() <= 1 and (tmp_path / "grid.png").is_file()
+
+
+def test_condition_dropout_uses_the_null_condition(tiny):
+    _, paths, _ = tiny
+    from g2i.models import build_denoiser, build_genotype_encoder
+
+    calls = {}
+
+    class Spy(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, genotypes, drop=None):
+            calls["drop"] = drop
+            return self.inner(genotypes, drop=drop)
+
+    denoiser = build_denoiser("g2i_l_att", TINY_MODEL)
+    modules = {"denoiser": denoiser, "genotype_encoder": Spy(build_genotype_encoder(TINY_MODEL, 3))}
+    loss_fn = diffusion_loss((True, True), build_scheduler(TINY_MODEL), condition_dropout=0.999)
+    batch = {"z_0": torch.randn(4, 2, 4, 4), "label": torch.tensor([0, 1, 2, 0]), "genotype": torch.zeros(4, 3, dtype=torch.long)}
+    loss, _ = loss_fn(modules, batch, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and calls["drop"].all()
+
+
+def test_unknown_variant_lists_the_valid_ones(tiny, tmp_path):
+    root, paths, _ = tiny
+    with pytest.raises(G2IError, match="g2i_l_att"):
+        train_diffusion("g2i_xl", {"model": TINY_MODEL, "training": {"diffusion": TRAIN}}, paths,
+                        root / "latents/latents.npy", 0.5, tmp_path / "x", tmp_path / "c")
