@@ -17,6 +17,9 @@ COMMAND_MODULES = (
     "validate_genotypes",
     "split",
     "slices",
+    "train_autoencoder",
+    "encode_latents",
+    "train",
 )
 
 

@@ -16,16 +16,16 @@ DESCRIPTION = ("Train T_theta and eps_theta jointly on the cached latents for on
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..models import VARIANTS
-
     add_common_arguments(parser)
-    parser.add_argument("--variant", required=True, help=f"one of {', '.join(VARIANTS)}")
+    # listed here rather than imported from g2i.models: importing torch would slow every `g2i` command
+    parser.add_argument("--variant", required=True, help="ldm, g2i, g2i_l_noatt or g2i_l_att (checked on use)")
     parser.add_argument("--max-steps", type=int, default=0, help="override training.diffusion.max_steps (0: keep)")
     parser.add_argument("--autoencoder", type=Path, default=Path("models/autoencoder"))
     parser.add_argument("--latents", type=Path, default=Path("data/processed/latents/latents.npy"))
     parser.add_argument("--models", type=Path, default=Path("models"), help="models/<variant>/ is written here")
     parser.add_argument("--reports", type=Path, default=Path("reports/train"), help="metrics and sample grid")
-    parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps for the sample grid")
+    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
+                        help="sampler of the sample grid (ddpm: all training steps; ddim: model.scheduler.num_inference_steps)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> None:
         result = train_diffusion(variant, params, paths, args.latents, float(vae.config.scaling_factor), model_dir,
                                  checkpoints, log=lambda m, step: mlflow.log_metrics(m, step=step),
                                  max_steps=args.max_steps or None)
-        steps = args.sample_steps or int(params["model"]["scheduler"].get("num_inference_steps", 50))
+        steps = int(params["model"]["scheduler"].get("num_inference_steps", 50))
         grid = args.reports / f"{variant}_samples.png"
-        sample_grid(model_dir, vae, SliceGenotypeDataset(paths, "val"), steps, grid)
+        sample_grid(model_dir, vae, SliceGenotypeDataset(paths, "val"), steps, grid, sampler=args.sampler)
         metrics = {"final_loss": round(result["final_loss"], 6), "steps": result["steps"],
                    "parameters": result["parameters"]}
         write_json(args.reports / f"{variant}.json", metrics)
