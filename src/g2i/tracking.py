@@ -61,3 +61,33 @@ def run_tags(root: Path, profile: str, **extra: str) -> dict[str, str]:
     """Tags every G2I run carries, so runs can be compared and traced back to code and data."""
     return {"g2i.git_commit": git_commit(root), "g2i.data_dvc_md5": data_version(root), "g2i.profile": profile,
             **{f"g2i.{k}": str(v) for k, v in extra.items()}}
+
+
+EXPERIMENT = "g2i"
+
+
+def start_run(root: Path, run_name: str, tags: Mapping[str, str]):
+    """An MLflow run in the project's store: the one `mlflow run` opened (MLFLOW_RUN_ID), or a new one.
+
+    Under `mlflow run` the experiment is already chosen by the run; setting another would make MLflow
+    refuse to resume it, so the experiment is only set for runs started here. Parameters that the run
+    already holds (MLproject parameters) must not be logged again: see `log_new_params`.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(root))
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        mlflow.set_experiment(EXPERIMENT)
+        return mlflow.start_run(run_name=run_name, tags=dict(tags))
+    run = mlflow.start_run()
+    mlflow.set_tags(dict(tags))
+    return run
+
+
+def log_new_params(params: Mapping[str, str]) -> None:
+    """Log params the active run does not hold yet (MLflow refuses a changed value for a logged key)."""
+    import mlflow
+
+    run = mlflow.active_run()
+    held = set(mlflow.get_run(run.info.run_id).data.params)
+    mlflow.log_params({k: v for k, v in params.items() if k not in held})

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> None:
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
     from ..io.atomic import write_json
     from ..models.denoiser import check_variant
-    from ..tracking import flatten, run_tags, tracking_uri
+    from ..tracking import flatten, log_new_params, run_tags, start_run
     from ..training.diffusion import remove_checkpoints, sample_grid, train_diffusion
     from ..training.latents import load_autoencoder
 
@@ -44,16 +44,13 @@ def run(args: argparse.Namespace) -> None:
     root = repo_root()
     vae = load_autoencoder(args.autoencoder)
     paths = ProcessedPaths()
-    mlflow.set_tracking_uri(tracking_uri(root))
-    mlflow.set_experiment("g2i")
-    with mlflow.start_run(run_name=f"train-{variant}") as run:  # joins the run `mlflow run` created, if any
-        mlflow.set_tags(run_tags(root, params["profile"], variant=variant, stage="train"))
-        logged = set(mlflow.get_run(run.info.run_id).data.params)  # MLproject parameters: never re-log
+    tags = run_tags(root, params["profile"], variant=variant, stage="train")
+    with start_run(root, f"train-{variant}", tags):
         flat = dict(flatten({"model": {k: params["model"][k] for k in ("unet", "genotype_encoder", "scheduler")},
                              "training": {"diffusion": params["training"]["diffusion"],
                                           "condition_dropout": params["training"]["condition_dropout"]}}))
         flat.update({"variant": variant, "profile": params["profile"]})
-        mlflow.log_params({k: v for k, v in flat.items() if k not in logged})
+        log_new_params(flat)
         model_dir, checkpoints = args.models / variant, args.models / ".checkpoints" / variant
         result = train_diffusion(variant, params, paths, args.latents, float(vae.config.scaling_factor), model_dir,
                                  checkpoints, log=lambda m, step: mlflow.log_metrics(m, step=step),

@@ -13,12 +13,12 @@ DESCRIPTION = ("Train the autoencoder (model.autoencoder, model.discriminator, m
                "training.autoencoder; store the EMA weights and the latent scaling factor in OUT/autoencoder, "
                "validation PSNR / SSIM and a reconstruction figure in --reports. An interrupted run resumes "
                "from OUT/.checkpoints/autoencoder.")
-EXPERIMENT = "g2i"
+
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--max-steps", type=int, default=None, help="override training.autoencoder.max_steps")
+    parser.add_argument("--max-steps", type=int, default=0, help="override training.autoencoder.max_steps (0: keep)")
     parser.add_argument("--out", type=Path, default=Path("models"), help="model folder (writes OUT/autoencoder)")
     parser.add_argument("--reports", type=Path, default=Path("reports/autoencoder"),
                         help="metrics.json (DVC metric) and reconstructions.png")
@@ -36,26 +36,23 @@ def tracked_params(params: dict) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> None:
-    import mlflow
 
     from ..config import repo_root
     from ..data.dataset import ProcessedPaths
     from ..errors import G2IError
-    from ..tracking import run_tags, tracking_uri
+    from ..tracking import log_new_params, run_tags, start_run
     from ..training.autoencoder import train_autoencoder
 
     params = resolved_params(args)
-    if args.max_steps is not None:
-        if args.max_steps <= 0:
+    if args.max_steps:
+        if args.max_steps < 0:
             raise G2IError(f"--max-steps must be positive, got {args.max_steps}")
         params["training"]["autoencoder"]["max_steps"] = args.max_steps
     paths = ProcessedPaths(args.slices_dir, args.genotypes, args.split)
     paths.check()  # fail before an MLflow run is opened
     root = repo_root()
-    mlflow.set_tracking_uri(tracking_uri(root))
-    mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(tags=run_tags(root, params["profile"], stage="train_autoencoder")) as active:
-        mlflow.log_params(tracked_params(params))
+    with start_run(root, "train-autoencoder", run_tags(root, params["profile"], stage="train_autoencoder")) as active:
+        log_new_params(tracked_params(params))
         metrics = train_autoencoder(params, paths, args.out, run=active, reports_dir=args.reports)
     print(f"train-autoencoder: {metrics['steps']} steps, val PSNR {metrics['val_psnr']:.2f} dB, "
           f"SSIM {metrics['val_ssim']:.3f}, scaling factor {metrics['scaling_factor']:.4f} "
