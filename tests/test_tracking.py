@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlflow
 
-from g2i.tracking import data_version, flatten, run_tags, tracking_uri
+from g2i.tracking import EXPERIMENT, data_version, flatten, log_new_params, run_tags, start_run, tracking_uri
 
 from .conftest import ROOT
 
@@ -26,8 +26,12 @@ def test_tags_and_a_real_run(tmp_path, monkeypatch):
     tags = run_tags(ROOT, "demo", variant="g2i_l_att")
     assert tags["g2i.data_dvc_md5"] == data_version(ROOT) != "untracked"
     assert len(tags["g2i.git_commit"].split("-")[0]) == 40 or tags["g2i.git_commit"] == "unknown"
-    mlflow.set_tracking_uri(tracking_uri())
-    with mlflow.start_run(tags=tags) as run:
-        mlflow.log_params(dict(flatten({"model": {"lr": 1e-4}})))
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    with start_run(ROOT, "test-run", tags) as run:
+        log_new_params(dict(flatten({"model": {"lr": 1e-4}})))
+        log_new_params({"model.lr": "changed", "other": "1"})  # an already-logged key is left alone
+    assert mlflow.get_tracking_uri() == tracking_uri()
     stored = mlflow.get_run(run.info.run_id)
     assert stored.data.tags["g2i.variant"] == "g2i_l_att" and stored.data.params["model.lr"] == "0.0001"
+    assert stored.data.params["other"] == "1"
+    assert mlflow.get_experiment(stored.info.experiment_id).name == EXPERIMENT
