@@ -25,12 +25,28 @@ TINY_DEMO = {
 
 
 def run(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{repo}/mlflow.db"}
+    env.pop("MLFLOW_RUN_ID", None)
     return subprocess.run(list(args), cwd=repo, capture_output=True, text=True, env=env)
 
 
 def stages_run(result: subprocess.CompletedProcess) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
+
+
+def tiny_training(params: dict) -> None:
+    """Seconds, not minutes: tiny networks on 32 x 32 slices and a handful of steps."""
+    model = params["model"]
+    model["autoencoder"].update({"block_out_channels": [8, 8, 8], "norm_num_groups": 4, "sample_size": 32})
+    model["discriminator"].update({"channels": 8, "norm_num_groups": 4})
+    model["autoencoder_loss"]["adversarial_warmup_steps"] = 2
+    model["genotype_encoder"].update({"embed_dim": 16, "num_layers": 1, "num_heads": 2, "ff_dim": 16})
+    model["unet"].update({"block_out_channels": [16, 16, 32], "attention_head_dim": 8, "norm_num_groups": 4,
+                          "sample_size": 8})
+    model["scheduler"]["num_train_timesteps"] = 50
+    for loop in ("autoencoder", "diffusion"):
+        params["training"][loop].update({"max_steps": 4, "batch_size": 4, "checkpoint_every": 2, "warmup_steps": 1})
 
 
 def set_params(repo: Path, edit) -> None:
@@ -47,6 +63,7 @@ def repo(tmp_path_factory) -> Path:
     for folder in ("pipelines", "src", "gx"):
         shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "uncommitted"))
     set_params(repo, lambda p: p["profiles"]["demo"].update(TINY_DEMO))
+    set_params(repo, tiny_training)
     assert run(repo, "git", "init", "-q").returncode == 0
     assert run(repo, "dvc", "init", "-q").returncode == 0
     run(repo, "dvc", "config", "core.analytics", "false")
@@ -59,9 +76,13 @@ def repo(tmp_path_factory) -> Path:
 def test_repro_runs_every_stage_then_nothing(repo):
     first = run(repo, "dvc", "repro")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert stages_run(first) == {"cohort_report", "genotype_qc", "genotypes", "validate_genotypes", "slices", "split"}
+    variants = {f"train@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att")}
+    assert stages_run(first) == {"cohort_report", "genotype_qc", "genotypes", "validate_genotypes", "slices", "split",
+                                 "train_autoencoder", "encode_latents"} | variants
     for output in ("reports/data/genotype_qc.md", "data/processed/genotypes.csv", "data/processed/slices/slices.npy",
-                   "reports/validate_genotypes/data_docs/index.html", "data/processed/split.csv"):
+                   "reports/validate_genotypes/data_docs/index.html", "data/processed/split.csv",
+                   "models/autoencoder/config.json", "models/g2i_l_att/denoiser/config.json",
+                   "models/ldm/denoiser/config.json", "reports/train/g2i_l_att_samples.png"):
         assert (repo / output).is_file(), output
     second = run(repo, "dvc", "repro")
     assert second.returncode == 0 and stages_run(second) == set()
@@ -74,7 +95,8 @@ def test_changing_a_qc_threshold_reruns_only_that_stage_and_later(repo):
     ran = stages_run(result)
     assert "genotype_qc" in ran
     assert "cohort_report" not in ran
-    assert ran <= {"genotype_qc", "genotypes", "validate_genotypes", "slices", "split"}
+    assert ran <= {"genotype_qc", "genotypes", "validate_genotypes", "slices", "split", "train_autoencoder",
+                   "encode_latents"} | {f"train@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att")}
 
 
 def test_failed_validation_stops_the_pipeline(repo):
