@@ -22,8 +22,9 @@ TINY_MODEL = {
     "unet": {"block_out_channels": [16, 16, 32], "layers_per_block": 1, "attention_levels": [False, True, True],
              "attention_head_dim": 8, "transformer_layers": 1, "norm_num_groups": 4, "sample_size": 4},
     "scheduler": {"num_train_timesteps": 100, "beta_schedule": "scaled_linear", "beta_start": 0.0015,
-                  "beta_end": 0.0195, "num_inference_steps": 5},
+                  "beta_end": 0.0195},
 }
+SAMPLING = {"sampler": "ddpm", "num_inference_steps": 3, "eta": 0.0, "guidance_scale": 1.0, "seed": 0}
 TRAIN = {"max_steps": 6, "batch_size": 4, "learning_rate": 1e-3, "warmup_steps": 1, "checkpoint_every": 3, "seed": 0}
 
 
@@ -57,20 +58,60 @@ def test_latents_are_the_encoder_means(tiny):
         np.testing.assert_allclose(latents[:2], vae.encode(x).latent_dist.mean.numpy(), atol=1e-5)
 
 
+def params_for(steps: int = 6, **training) -> dict:
+    return {"model": TINY_MODEL, "training": {"diffusion": {**TRAIN, "max_steps": steps, **training},
+                                              "condition_dropout": 0.25}}
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_each_variant_trains_saves_loads_and_samples(tiny, tmp_path, variant):
     root, paths, _ = tiny
-    params = {"model": TINY_MODEL, "training": {"diffusion": TRAIN, "condition_dropout": 0.25}}
-    logged = []
-    result = train_diffusion(variant, params, paths, root / "latents/latents.npy", 0.5, tmp_path / variant,
-                             tmp_path / "ckpt", log=lambda m, s: logged.append(s))
+    logged, grids = [], []
+    vae = load_autoencoder(root / "autoencoder")
+    result = train_diffusion(variant, params_for(), paths, root / "latents/latents.npy", vae, tmp_path / variant,
+                             tmp_path / "ckpt", log=lambda m, s: logged.append(s),
+                             on_checkpoint=lambda pipe, step: grids.append((step, pipe.config.variant)))
     assert result["steps"] == 6 and np.isfinite(result["final_loss"])
-    denoiser, encoder, scheduler, info = load_variant(tmp_path / variant)
-    assert (encoder is None) == (variant == "ldm") and denoiser.config.variant == variant
-    assert scheduler.config.clip_sample is False and info["snps"] == ["rs1", "rs2", "APOE4"]
-    images = sample_grid(tmp_path / variant, load_autoencoder(root / "autoencoder"), SliceGenotypeDataset(paths, "val"),
-                         steps=3, figure=tmp_path / "grid.png", sampler="ddim" if variant != "ldm" else "ddpm")
+    assert grids == [(3, variant), (6, variant)]  # a sample grid can be drawn at every checkpoint
+    pipe = load_variant(tmp_path / variant)
+    assert (pipe.genotype_encoder is None) == (variant == "ldm") and pipe.unet.config.variant == variant
+    assert pipe.scheduler.config.clip_sample is False and pipe.config.snps == ["rs1", "rs2", "APOE4"]
+    sampling = {**SAMPLING, "sampler": "ddim" if variant != "ldm" else "ddpm"}
+    images = sample_grid(pipe, SliceGenotypeDataset(paths, "val"), tmp_path / "grid.png", sampling)
     assert images.shape == (3, 16, 16) and np.abs(images).max() <= 1 and (tmp_path / "grid.png").is_file()
+
+
+def _weights(model_dir):
+    pipe = load_variant(model_dir)
+    return {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+
+
+def test_same_params_train_the_same_model(tiny, tmp_path):
+    """Initial weights are seeded too: two runs give bit-identical models (dvc.lock stays clean)."""
+    root, paths, _ = tiny
+    vae = load_autoencoder(root / "autoencoder")
+    for name in ("a", "b"):
+        train_diffusion("g2i_l_att", params_for(), paths, root / "latents/latents.npy", vae, tmp_path / name,
+                        tmp_path / f"ckpt-{name}", progress=False)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoints_from_other_params_are_not_resumed(tiny, tmp_path):
+    root, paths, _ = tiny
+    vae = load_autoencoder(root / "autoencoder")
+    latents = root / "latents/latents.npy"
+    first = train_diffusion("g2i", params_for(6), paths, latents, vae, tmp_path / "a", tmp_path / "ckpt", progress=False)
+    # same settings: the complete checkpoint is found, nothing is trained, the final loss is remembered
+    again = train_diffusion("g2i", params_for(6), paths, latents, vae, tmp_path / "a2", tmp_path / "ckpt", progress=False)
+    assert again == first
+    assert all(torch.equal(x, y) for x, y in zip(_weights(tmp_path / "a").values(), _weights(tmp_path / "a2").values()))
+    # another learning rate: the old checkpoint (already at the last step) must not be taken as the result
+    changed = params_for(6, learning_rate=5e-3)
+    train_diffusion("g2i", changed, paths, latents, vae, tmp_path / "b", tmp_path / "ckpt", progress=False)
+    train_diffusion("g2i", changed, paths, latents, vae, tmp_path / "fresh", tmp_path / "ckpt-fresh", progress=False)
+    a, b, fresh = _weights(tmp_path / "a"), _weights(tmp_path / "b"), _weights(tmp_path / "fresh")
+    assert all(torch.equal(b[k], fresh[k]) for k in b) and not all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_condition_dropout_uses_the_null_condition(tiny):
@@ -100,4 +141,4 @@ def test_unknown_variant_lists_the_valid_ones(tiny, tmp_path):
     root, paths, _ = tiny
     with pytest.raises(G2IError, match="g2i_l_att"):
         train_diffusion("g2i_xl", {"model": TINY_MODEL, "training": {"diffusion": TRAIN}}, paths,
-                        root / "latents/latents.npy", 0.5, tmp_path / "x", tmp_path / "c")
+                        root / "latents/latents.npy", load_autoencoder(root / "autoencoder"), tmp_path / "x", tmp_path / "c")

@@ -24,8 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latents", type=Path, default=Path("data/processed/latents/latents.npy"))
     parser.add_argument("--models", type=Path, default=Path("models"), help="models/<variant>/ is written here")
     parser.add_argument("--reports", type=Path, default=Path("reports/train"), help="metrics and sample grid")
-    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
-                        help="sampler of the sample grid (ddpm: all training steps; ddim: model.scheduler.num_inference_steps)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -42,22 +40,36 @@ def run(args: argparse.Namespace) -> None:
     variant = check_variant(args.variant)
     params = resolved_params(args)
     root = repo_root()
-    vae = load_autoencoder(args.autoencoder)
     paths = ProcessedPaths()
+    paths.check()
+    vae = load_autoencoder(args.autoencoder)
+    val = SliceGenotypeDataset(paths, "val")
+    sampling = params["sampling"]
     tags = run_tags(root, params["profile"], variant=variant, stage="train")
     with start_run(root, f"train-{variant}", tags):
         flat = dict(flatten({"model": {k: params["model"][k] for k in ("unet", "genotype_encoder", "scheduler")},
                              "training": {"diffusion": params["training"]["diffusion"],
-                                          "condition_dropout": params["training"]["condition_dropout"]}}))
+                                          "condition_dropout": params["training"]["condition_dropout"]},
+                             "sampling": sampling}))
         flat.update({"variant": variant, "profile": params["profile"]})
         log_new_params(flat)
         model_dir, checkpoints = args.models / variant, args.models / ".checkpoints" / variant
-        result = train_diffusion(variant, params, paths, args.latents, float(vae.config.scaling_factor), model_dir,
-                                 checkpoints, log=lambda m, step: mlflow.log_metrics(m, step=step),
-                                 max_steps=args.max_steps or None)
-        steps = int(params["model"]["scheduler"].get("num_inference_steps", 50))
+        grids = checkpoints / "grids"
+
+        def log_grid(pipe, step: int) -> None:
+            """Samples from the EMA weights at every checkpoint: watch quality grow in the MLflow UI."""
+            path = grids / f"step-{step:08d}.png"
+            sample_grid(pipe, val, path, sampling, title=f"{variant}, step {step}: {sampling['sampler'].upper()}-"
+                                                          f"{sampling['num_inference_steps']}, EMA weights")
+            mlflow.log_artifact(str(path), "samples")
+
+        result = train_diffusion(variant, params, paths, args.latents, vae, model_dir, checkpoints,
+                                 log=lambda m, step: mlflow.log_metrics({f"train/{k}": v for k, v in m.items()}, step=step),
+                                 max_steps=args.max_steps or None, on_checkpoint=log_grid)
+        from ..training.diffusion import load_variant
+
         grid = args.reports / f"{variant}_samples.png"
-        sample_grid(model_dir, vae, SliceGenotypeDataset(paths, "val"), steps, grid, sampler=args.sampler)
+        sample_grid(load_variant(model_dir), val, grid, sampling)
         metrics = {"final_loss": round(result["final_loss"], 6), "steps": result["steps"],
                    "parameters": result["parameters"]}
         write_json(args.reports / f"{variant}.json", metrics)

@@ -44,6 +44,12 @@ def genotype_codes(table: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     return np.where(np.isnan(codes), MISSING_CODE, codes).astype(np.int64), snps
 
 
+def codes_with_nan(codes: np.ndarray) -> np.ndarray:
+    """Codes as floats with NaN for a missing call: the form users (and G2IPipeline) give genotypes in."""
+    codes = np.asarray(codes)
+    return np.where(codes == MISSING_CODE, np.nan, codes.astype(float))
+
+
 class SliceGenotypeDataset(Dataset):
     """One item per slice of a subject in `split`: x_0 (C x H x W float32), label index, SNP codes."""
 

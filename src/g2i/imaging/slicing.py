@@ -95,3 +95,17 @@ def axial_slices(volume: np.ndarray, affine: np.ndarray, z_mm: Sequence[float], 
                         source)
         for z in z_mm
     ])
+
+
+def slice_affine(z_mm: float, size: Sequence[int]) -> np.ndarray:
+    """The 4 x 4 voxel -> MNI affine of a slice of `size` (rows, columns), stored as a NIfTI volume
+    `slice.T[:, :, None]` (voxel axes i = column = x, j = row = y). It inverts `normalise_slice`'s resize:
+    skimage maps output pixel k of n to input coordinate (k + 0.5) * N / n - 0.5 on the 1 mm plane.
+    """
+    rows, cols = (int(n) for n in size)
+    sx, sy = PLANE_SHAPE[1] / cols, PLANE_SHAPE[0] / rows
+    x0, y0 = PLANE_X_MM[0], PLANE_Y_MM[0]
+    return np.array([[sx, 0.0, 0.0, x0 + 0.5 * sx - 0.5],
+                     [0.0, -sy, 0.0, y0 - 0.5 * sy + 0.5],
+                     [0.0, 0.0, 1.0, float(z_mm)],
+                     [0.0, 0.0, 0.0, 1.0]])

@@ -23,9 +23,14 @@ def mni_nifti(volume: np.ndarray, affine: np.ndarray, description: str = "") -> 
 
 
 def write_nifti_gz(image: nib.Nifti1Image, path: str | Path, compresslevel: int = 6) -> None:
-    """Write .nii.gz with a fixed gzip header (no timestamp, no file name): same bytes every run."""
+    """Write .nii.gz with a fixed gzip header (no timestamp, no file name): same bytes every run.
+
+    Written to a temporary sibling and renamed, so an interrupted write leaves no partial file.
+    """
+    from .atomic import atomic_file
+
     payload = image.to_bytes()
-    with open(path, "wb") as raw, gzip.GzipFile(
+    with atomic_file(path, "wb") as raw, gzip.GzipFile(
         filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0
     ) as gz:
         gz.write(payload)

@@ -11,7 +11,7 @@ from scipy import stats
 from ..errors import G2IError
 from ..imaging.io import load_t1
 from ..imaging.morphometry import ventricle_volume_ml
-from ..io.atomic import atomic_file, write_json
+from ..io.atomic import write_json
 from ..synthetic.generate import GROUND_TRUTH, MRI_PATTERN
 
 THREE_WAY = {"CN": "CN", "SMC": "CN", "EMCI": "MCI", "LMCI": "MCI", "AD": "AD"}
@@ -62,10 +62,9 @@ def summarise(measured: pd.DataFrame, truth: pd.DataFrame | None) -> dict:
 
 def preview_figure(measured: pd.DataFrame, figure: Path, z_mm: float) -> None:
     """Axial slices at MNI z through the lateral ventricles: the median CN and the median AD subject."""
-    import matplotlib
+    from .figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panels = []
     for dx in ("CN", "AD"):
@@ -89,9 +88,7 @@ def preview_figure(measured: pd.DataFrame, figure: Path, z_mm: float) -> None:
         ax.set_ylabel("y (mm, A)")
     fig.suptitle(f"Axial T1 at MNI z = {z_mm:g} mm (median subject of each class)", fontsize=11)
     fig.tight_layout()
-    with atomic_file(figure, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, figure, dpi=110)
 
 
 def write_cohort_report(raw: str | Path, out: str | Path, preview_z_mm: float, figure: str | Path | None) -> dict:

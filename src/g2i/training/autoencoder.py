@@ -8,10 +8,8 @@ autoencoder gets L1 + SSIM + KL + adversarial, the discriminator only its least-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,14 +19,13 @@ from torch.func import functional_call
 
 from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
 from ..errors import G2IError
-from ..io.atomic import atomic_dir, atomic_file, write_json
+from ..io.atomic import atomic_dir, write_json
 from ..models import (AutoencoderLossWeights, autoencode, autoencoder_loss, build_autoencoder, build_discriminator,
                       discriminator_loss, encode_mean, set_scaling_factor, ssim)
 from ..models.autoencoder import adversarial_active, generator_adversarial_loss
-from .trainer import TrainConfig, Trainer
+from .trainer import TrainConfig, Trainer, prepare_checkpoints, settings_fingerprint
 
 DATA_RANGE = 2.0  # slices are scaled to [-1, 1]
-FINGERPRINT = "fingerprint.json"
 LAST_METRICS = "last_metrics.json"
 EVAL_BATCH = 64
 N_FIGURE = 6
@@ -72,19 +69,9 @@ def make_loss_fn(weights: AutoencoderLossWeights, step_of):
 def fingerprint(params: Mapping[str, Any], train: torch.Tensor) -> str:
     """What a checkpoint was trained with; a checkpoint from other settings or data must not be resumed."""
     model = params["model"]
-    payload = {"autoencoder": model.get("autoencoder"), "discriminator": model.get("discriminator"),
-               "autoencoder_loss": model.get("autoencoder_loss"), "training": params["training"]["autoencoder"],
-               "data": hashlib.md5(train.numpy().tobytes()).hexdigest()}
-    return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def prepare_checkpoints(folder: Path, stamp: str) -> None:
-    """Keep checkpoints only when they come from the same settings and data; else start afresh."""
-    marker = folder / FINGERPRINT
-    if folder.exists() and (not marker.is_file() or json.loads(marker.read_text()).get("fingerprint") != stamp):
-        shutil.rmtree(folder)
-    if not marker.is_file():
-        write_json(marker, {"fingerprint": stamp})
+    return settings_fingerprint({"autoencoder": model.get("autoencoder"), "discriminator": model.get("discriminator"),
+                                 "autoencoder_loss": model.get("autoencoder_loss"),
+                                 "training": params["training"]["autoencoder"]}, train)
 
 
 @torch.no_grad()
@@ -108,26 +95,11 @@ def reconstruction_metrics(x: torch.Tensor, x_hat: torch.Tensor) -> dict[str, fl
 
 def reconstruction_figure(x: torch.Tensor, x_hat: torch.Tensor, path: Path) -> None:
     """Top row: validation slices; bottom row: their reconstructions."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..reports.figures import image_grid
 
     n = min(N_FIGURE, len(x))
-    fig, axes = plt.subplots(2, n, figsize=(1.8 * n, 3.9), squeeze=False)
-    for j in range(n):
-        for i, (row, title) in enumerate(((x, "input"), (x_hat, "reconstruction"))):
-            axes[i, j].imshow(row[j, 0].numpy(), cmap="gray", vmin=-1, vmax=1)
-            axes[i, j].set_xticks([])
-            axes[i, j].set_yticks([])
-            if j == 0:
-                axes[i, j].set_ylabel(title, fontsize=9)
-    fig.suptitle("Autoencoder: validation slices (top) and reconstructions from the posterior mean (bottom)",
-                 fontsize=9)
-    fig.tight_layout()
-    with atomic_file(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
+    image_grid({"input": x[:n, 0].numpy(), "reconstruction": x_hat[:n, 0].numpy()}, [""] * n, path,
+               "Autoencoder: validation slices (top) and reconstructions from the posterior mean (bottom)")
 
 
 def train_autoencoder(params: Mapping[str, Any], paths: ProcessedPaths, out_dir: str | Path, run=None,

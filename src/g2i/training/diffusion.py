@@ -16,12 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
+from ..data.dataset import ProcessedPaths, SliceGenotypeDataset, codes_with_nan
 from ..errors import G2IError
 from ..io.atomic import atomic_dir, write_json
 from ..models import build_denoiser, build_genotype_encoder, build_scheduler
 from ..models.denoiser import check_variant, diagnosis_onehot
-from .trainer import TrainConfig, Trainer
+from .trainer import TrainConfig, Trainer, prepare_checkpoints, settings_fingerprint
 
 
 def _stack(dataset: SliceGenotypeDataset) -> dict[str, torch.Tensor]:
@@ -52,10 +52,34 @@ def diffusion_loss(variant_uses: tuple[bool, bool], noise_scheduler, condition_d
     return loss_fn
 
 
-def train_diffusion(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, latents: Path,
-                    scaling_factor: float, out_dir: Path, checkpoint_dir: Path, log=None,
-                    max_steps: int | None = None) -> dict:
-    """Train one variant; save denoiser, genotype encoder and scheduler (diffusers format) to out_dir."""
+def diffusion_fingerprint(variant: str, params: Mapping[str, Any], train_cfg: Mapping[str, Any],
+                          data: Mapping[str, torch.Tensor]) -> str:
+    model = params["model"]
+    return settings_fingerprint({"variant": variant, "unet": model.get("unet"),
+                                 "genotype_encoder": model.get("genotype_encoder"), "scheduler": model.get("scheduler"),
+                                 "training": dict(train_cfg),
+                                 "condition_dropout": params["training"].get("condition_dropout")},
+                                torch.cat([data["z_0"].flatten(1), data["genotype"].float(), data["label"][:, None].float()], 1))
+
+
+def build_pipeline(modules: Mapping[str, torch.nn.Module], vae, noise_scheduler, snps: list[str], z_mm: float):
+    """A G2IPipeline from trained modules (EMA weights) and the autoencoder."""
+    from ..pipeline import G2IPipeline
+
+    return G2IPipeline(vae=vae, unet=modules["denoiser"].eval(), scheduler=noise_scheduler,
+                       genotype_encoder=modules["genotype_encoder"].eval() if "genotype_encoder" in modules else None,
+                       snps=snps, z_mm=z_mm)
+
+
+def train_diffusion(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, latents: Path, vae,
+                    out_dir: Path, checkpoint_dir: Path, log=None, max_steps: int | None = None,
+                    on_checkpoint=None, progress: bool = True) -> dict:
+    """Train one variant; save its G2IPipeline (EMA weights, diffusers format) to out_dir.
+
+    `vae`: the trained autoencoder (its scaling factor scales the cached latents; it is saved in the
+    pipeline). `on_checkpoint(pipeline, step)`: called with the current EMA pipeline at each checkpoint.
+    Checkpoints from other settings or data are discarded, never resumed.
+    """
     check_variant(variant)
     model_cfg, train_cfg = params["model"], dict(params["training"]["diffusion"])
     if max_steps is not None:
@@ -63,7 +87,10 @@ def train_diffusion(variant: str, params: Mapping[str, Any], paths: ProcessedPat
     cfg = TrainConfig.from_params(train_cfg)
     dataset = SliceGenotypeDataset(paths, "train", images=latents)
     data = _stack(dataset)
-    data["z_0"] = data.pop("x_0") * scaling_factor
+    data["z_0"] = data.pop("x_0") * float(vae.config.scaling_factor)
+    z_mm = _slice_plane(paths)
+    prepare_checkpoints(checkpoint_dir, diffusion_fingerprint(variant, params, train_cfg, data))
+    torch.manual_seed(cfg.seed)  # initial weights: the same params give the same model
     denoiser = build_denoiser(variant, model_cfg)
     modules = {"denoiser": denoiser}
     if denoiser.uses_genotype:
@@ -73,79 +100,55 @@ def train_diffusion(variant: str, params: Mapping[str, Any], paths: ProcessedPat
     if not 0 <= dropout < 1:
         raise G2IError(f"params.yaml: training.condition_dropout must be within [0, 1), got {dropout}")
     loss_fn = diffusion_loss((denoiser.uses_label, denoiser.uses_genotype), noise_scheduler, dropout)
+
+    def checkpoint_hook(trainer: Trainer) -> None:
+        if on_checkpoint is not None:
+            on_checkpoint(build_pipeline(trainer.ema_modules(), vae, noise_scheduler, dataset.snps, z_mm), trainer.step)
+
     trainer = Trainer(modules, loss_fn, len(dataset), lambda idx: {k: v[idx] for k, v in data.items()}, cfg,
-                      checkpoint_dir, log=log)
+                      checkpoint_dir, log=log, progress=progress, on_checkpoint=checkpoint_hook)
     final = trainer.fit()
     ema = trainer.ema_modules()
     if trainer.accelerator.is_main_process:
+        pipe = build_pipeline(ema, vae, noise_scheduler, dataset.snps, z_mm)
         with atomic_dir(out_dir, overwrite=True) as tmp:
-            for name, module in ema.items():
-                module.save_pretrained(str(tmp / name))
-            noise_scheduler.save_pretrained(str(tmp / "scheduler"))
+            pipe.save_pretrained(str(tmp))
             write_json(tmp / "training.json", {"variant": variant, "snps": dataset.snps, "steps": trainer.step,
                                                "latent_shape": list(data["z_0"].shape[1:])})
-    return {"final_loss": final["loss"], "steps": trainer.step,
+    return {"final_loss": final.get("loss", float("nan")), "steps": trainer.step,
             "parameters": int(sum(p.numel() for p in ema.parameters()))}
 
 
+def _slice_plane(paths: ProcessedPaths) -> float:
+    """The MNI z of the slices (a single plane; the first when several were extracted)."""
+    import pandas as pd
+
+    return float(pd.read_csv(paths.slices_dir / "index.csv")["z_mm"].iloc[0])
+
+
 def load_variant(model_dir: Path):
-    """(denoiser, genotype encoder or None, scheduler config, training info) saved by train_diffusion."""
-    import json
-
-    from diffusers import DDPMScheduler
-
-    from ..models import G2IDenoiser, GenotypeEncoder
+    """The saved G2IPipeline of one variant (G2IError with the fix when it is not there)."""
+    from ..pipeline import G2IPipeline
 
     model_dir = Path(model_dir)
-    if not (model_dir / "denoiser").is_dir():
+    if not (model_dir / "model_index.json").is_file():
         raise G2IError(f"{model_dir}: no trained model here; run `dvc repro` first")
-    denoiser = G2IDenoiser.from_pretrained(str(model_dir / "denoiser")).eval()
-    encoder = (GenotypeEncoder.from_pretrained(str(model_dir / "genotype_encoder")).eval()
-               if (model_dir / "genotype_encoder").is_dir() else None)
-    scheduler = DDPMScheduler.from_pretrained(str(model_dir / "scheduler"))
-    return denoiser, encoder, scheduler, json.loads((model_dir / "training.json").read_text())
+    return G2IPipeline.from_pretrained(model_dir)
 
 
-def sample_grid(model_dir: Path, vae, val: SliceGenotypeDataset, steps: int, figure: Path, seed: int = 0,
-                sampler: str = "ddpm") -> np.ndarray:
-    """One generated slice per diagnosis class (conditions from validation subjects), EMA weights.
+def sample_grid(pipe, val: SliceGenotypeDataset, figure: Path, sampling: Mapping[str, Any], title: str = "") -> np.ndarray:
+    """One generated slice per diagnosis class (conditions from validation subjects), as a PNG figure."""
+    from ..reports.figures import image_row
 
-    `sampler`: "ddpm" (the full training schedule; `steps` ignored) or "ddim" with `steps` steps. On the
-    short demo training, DDIM-50 diverges (latent std ~2.7 instead of ~1) where DDPM-1000 gives brains.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from diffusers import DDIMScheduler
-
-    from ..io.atomic import atomic_file
-    from ..sampling import decode, sample_latents
-
-    denoiser, encoder, scheduler, info = load_variant(model_dir)
     picks = [int(np.flatnonzero(val.labels == c)[0]) for c in range(3) if (val.labels == c).any()]
-    labels = torch.tensor([int(val.labels[i]) for i in picks])
-    genotypes = torch.from_numpy(val.codes[picks])
-    if sampler == "ddim":
-        reverse = DDIMScheduler.from_config(scheduler.config, clip_sample=False)
-    elif sampler == "ddpm":
-        reverse, steps = scheduler, scheduler.config.num_train_timesteps
-    else:
-        raise G2IError(f"unknown sampler '{sampler}': use ddpm or ddim")
-    z_0 = sample_latents(denoiser, encoder, reverse, labels, genotypes, tuple(info["latent_shape"]), steps,
-                         generator=torch.Generator().manual_seed(seed))
-    images = decode(vae, z_0)[:, 0].numpy()
-    fig, axes = plt.subplots(1, len(images), figsize=(2.2 * len(images), 2.4), squeeze=False)
-    for ax, image, label in zip(axes[0], images, labels):
-        ax.imshow(image, cmap="gray", vmin=-1, vmax=1)
-        ax.set_title(("CN", "MCI", "AD")[int(label)], fontsize=9)
-        ax.axis("off")
-    fig.suptitle(f"{info['variant']}: {sampler.upper()} {steps} steps, EMA weights", fontsize=9)
-    fig.tight_layout()
-    with atomic_file(figure, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
-    return images
+    labels = [int(val.labels[i]) for i in picks]
+    out = pipe(genotypes=codes_with_nan(val.codes[picks]), diagnosis=labels, num_inference_steps=int(sampling["num_inference_steps"]),
+               sampler=sampling["sampler"], guidance_scale=float(sampling["guidance_scale"]),
+               eta=float(sampling.get("eta", 0.0)), seed=int(sampling.get("seed", 0)), output_type="np")
+    steps = f"{sampling['sampler'].upper()}-{sampling['num_inference_steps']}"
+    image_row(out.images, [("CN", "MCI", "AD")[c] for c in labels], figure,
+              title or f"{pipe.config.variant}: {steps}, EMA weights")
+    return out.images
 
 
 def remove_checkpoints(checkpoint_dir: Path) -> None:

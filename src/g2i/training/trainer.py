@@ -26,6 +26,30 @@ from ..errors import G2IError
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
+FINGERPRINT = "fingerprint.json"
+
+
+def settings_fingerprint(settings: Mapping[str, Any], data: torch.Tensor) -> str:
+    """A hash of the settings and the training data a checkpoint was made with."""
+    import hashlib
+
+    payload = {"settings": settings, "data": hashlib.md5(data.numpy().tobytes()).hexdigest()}
+    return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def prepare_checkpoints(folder: Path, stamp: str) -> None:
+    """Keep checkpoints only when they come from the same settings and data; else start afresh.
+
+    Resuming a checkpoint made with other params would silently train a model nobody asked for.
+    """
+    from ..io.atomic import write_json
+
+    folder = Path(folder)
+    marker = folder / FINGERPRINT
+    if folder.exists() and (not marker.is_file() or json.loads(marker.read_text()).get("fingerprint") != stamp):
+        shutil.rmtree(folder)
+    if not marker.is_file():
+        write_json(marker, {"fingerprint": stamp})
 
 
 class TrainingDiverged(G2IError):
@@ -75,16 +99,18 @@ def batch_indices(n_items: int, batch_size: int, generator: torch.Generator) -> 
 
 
 class _StepCounter:
-    """The step, saved and restored with the Accelerate state."""
+    """The step and the last step's metrics, saved and restored with the Accelerate state."""
 
     def __init__(self) -> None:
         self.step = 0
+        self.metrics: dict[str, float] = {}
 
     def state_dict(self) -> dict:
-        return {"step": self.step}
+        return {"step": self.step, "metrics": dict(self.metrics)}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
+        self.metrics = {k: float(v) for k, v in state.get("metrics", {}).items()}
 
 
 LossFn = Callable[[nn.ModuleDict, dict, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
@@ -94,18 +120,21 @@ class Trainer:
     """Trains `modules` (jointly, one optimizer) to minimise `loss_fn(modules, batch, generator)`.
 
     `get_batch(indices)` returns a dict of tensors for dataset items `indices`; `log(metrics, step)` is
-    called on the main process every `log_every` steps (MLflow, for instance).
+    called on the main process every `log_every` steps (MLflow, for instance); `on_checkpoint(trainer)`
+    after every checkpoint, on the main process.
     """
 
     def __init__(self, modules: Mapping[str, nn.Module], loss_fn: LossFn, n_items: int,
                  get_batch: Callable[[torch.Tensor], dict], cfg: TrainConfig, out_dir: str | Path,
-                 log: Callable[[dict, int], None] | None = None, progress: bool = True):
+                 log: Callable[[dict, int], None] | None = None, progress: bool = True,
+                 on_checkpoint: Callable[["Trainer"], None] | None = None):
         from accelerate import Accelerator
         from diffusers.optimization import get_cosine_schedule_with_warmup
         from diffusers.training_utils import EMAModel
 
         self.cfg, self.loss_fn, self.n_items, self.get_batch = cfg, loss_fn, n_items, get_batch
         self.out_dir, self.log, self.progress = Path(out_dir), log, progress
+        self.on_checkpoint = on_checkpoint  # e.g. a sample grid from the EMA weights, main process only
         use_gpu = torch.cuda.is_available()
         self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision if use_gpu else "no", cpu=not use_gpu)
         model = nn.ModuleDict(dict(modules))
@@ -170,7 +199,6 @@ class Trainer:
         cfg, acc = self.cfg, self.accelerator
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc="training", unit="step",
                    disable=not (self.progress and acc.is_local_main_process))
-        metrics: dict[str, float] = {}
         while self.step < cfg.max_steps:
             generator = step_generator(cfg.seed, self.step, acc.process_index)
             shared = step_generator(cfg.seed, self.step)  # same on every process: one global batch
@@ -195,14 +223,17 @@ class Trainer:
             self.ema.step(self.unwrapped.parameters())
             self.counter.step += 1
             metrics = {"loss": value, **metrics, "lr": self.schedule.get_last_lr()[0]}
+            self.counter.metrics = metrics
             bar.update()
             bar.set_postfix(loss=f"{value:.4f}")
             if self.log and acc.is_main_process and (self.step % cfg.log_every == 0 or self.step == cfg.max_steps):
                 self.log(metrics, self.step)
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
                 self.save_checkpoint()
+                if self.on_checkpoint and acc.is_main_process:
+                    self.on_checkpoint(self)
         bar.close()
-        return metrics
+        return dict(self.counter.metrics)  # also after a rerun that found training complete
 
     def ema_modules(self) -> nn.ModuleDict:
         """A copy of the modules holding the EMA weights (what sampling and evaluation use)."""
