@@ -47,6 +47,11 @@ def tiny_training(params: dict) -> None:
     model["scheduler"]["num_train_timesteps"] = 50
     for loop in ("autoencoder", "diffusion"):
         params["training"][loop].update({"max_steps": 4, "batch_size": 4, "checkpoint_every": 2, "warmup_steps": 1})
+    params["sampling"].update({"num_inference_steps": 3, "batch_size": 16})
+    params["profiles"]["demo"]["sample"] = {"per_subject": 1, "per_class": 16, "n_counterfactual": 4}
+    params["evaluate"].update({"max_pairs": 20, "kid_subset_size": 8})
+    params["classify"].update({"seeds": [0, 1]})
+    params["classify"]["classifier"].update({"epochs": 1, "batch_size": 8})
 
 
 def set_params(repo: Path, edit) -> None:
@@ -76,14 +81,23 @@ def repo(tmp_path_factory) -> Path:
 def test_repro_runs_every_stage_then_nothing(repo):
     first = run(repo, "dvc", "repro")
     assert first.returncode == 0, first.stdout + first.stderr
-    variants = {f"train@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att")}
+    variants = {f"{stage}@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att") for stage in ("train", "sample")}
     assert stages_run(first) == {"cohort_report", "genotype_qc", "genotypes", "validate_genotypes", "slices", "split",
-                                 "train_autoencoder", "encode_latents"} | variants
+                                 "train_autoencoder", "encode_latents", "evaluate", "classify"} | variants
     for output in ("reports/data/genotype_qc.md", "data/processed/genotypes.csv", "data/processed/slices/slices.npy",
                    "reports/validate_genotypes/data_docs/index.html", "data/processed/split.csv",
-                   "models/autoencoder/config.json", "models/g2i_l_att/denoiser/config.json",
-                   "models/ldm/denoiser/config.json", "reports/train/g2i_l_att_samples.png"):
+                   "models/autoencoder/config.json", "models/g2i_l_att/unet/config.json",
+                   "models/g2i_l_att/genotype_encoder/config.json", "models/ldm/model_index.json",
+                   "reports/train/g2i_l_att_samples.png", "data/generated/g2i/counterfactual.npz",
+                   "reports/evaluate/table1.md", "reports/evaluate/fidelity.md", "reports/evaluate/fig2_samples.png",
+                   "reports/evaluate/fig3_group_differences.png", "reports/classify/table2.md"):
         assert (repo / output).is_file(), output
+    table1 = (repo / "reports/evaluate/table1.md").read_text()
+    assert all(name in table1 for name in ("| LDM |", "| G2I |", "| G2I-l w/o Att |", "| G2I-l w/ Att |"))
+    table2 = (repo / "reports/classify/table2.md").read_text()
+    assert "| Real only |" in table2 and "| Real + G2I-l w/ Att |" in table2
+    metrics = run(repo, "dvc", "metrics", "show", "--json")
+    assert metrics.returncode == 0 and "psnr" in metrics.stdout and "macro_f1" in metrics.stdout
     second = run(repo, "dvc", "repro")
     assert second.returncode == 0 and stages_run(second) == set()
 
@@ -96,7 +110,8 @@ def test_changing_a_qc_threshold_reruns_only_that_stage_and_later(repo):
     assert "genotype_qc" in ran
     assert "cohort_report" not in ran
     assert ran <= {"genotype_qc", "genotypes", "validate_genotypes", "slices", "split", "train_autoencoder",
-                   "encode_latents"} | {f"train@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att")}
+                   "encode_latents", "evaluate", "classify"} | {
+        f"{stage}@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att") for stage in ("train", "sample")}
 
 
 def test_failed_validation_stops_the_pipeline(repo):

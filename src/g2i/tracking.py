@@ -91,3 +91,17 @@ def log_new_params(params: Mapping[str, str]) -> None:
     run = mlflow.active_run()
     held = set(mlflow.get_run(run.info.run_id).data.params)
     mlflow.log_params({k: v for k, v in params.items() if k not in held})
+
+
+def numeric_metrics(results: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """The finite numbers of a nested result as flat MLflow metrics ('a/b/c'); text, flags, lists skipped."""
+    import math
+
+    out: dict[str, float] = {}
+    for key, value in results.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(numeric_metrics(value, f"{name}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value)):
+            out[name] = float(value)
+    return out

@@ -20,6 +20,9 @@ COMMAND_MODULES = (
     "train_autoencoder",
     "encode_latents",
     "train",
+    "sample",
+    "evaluate",
+    "classify",
 )
 
 
@@ -35,3 +38,8 @@ def resolved_params(args: argparse.Namespace) -> dict:
     from ..config import load_params, resolve
 
     return resolve(load_params(args.params), args.profile)
+
+
+def model_names(values: list[str]) -> list[str]:
+    """Model names from argv; MLproject passes them as one quoted string ("ldm g2i"), so split that too."""
+    return [name for value in values for name in value.replace(",", " ").split()]

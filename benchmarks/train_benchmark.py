@@ -1,0 +1,186 @@
+"""Training throughput of the diffusion model (T_theta + eps_theta) for the demo and paper model sizes.
+
+Prints, per profile, measured in one run on this machine:
+  images/s            of the real training loop (g2i.training.trainer.Trainer: batch drawing, step RNG,
+                      forward, backward, clipping, AdamW, LR schedule, EMA)
+  overhead ratio      full Trainer step time / model-only step time (forward + backward + AdamW on a
+                      batch already in memory); target <= 1.05
+  MFU                 model FLOPs per step (torch FlopCounterMode, forward + backward) / step time /
+                      the matmul peak measured here (a large square matmul in the training dtype)
+
+    python benchmarks/train_benchmark.py                   # both profiles, sizes from params.yaml
+    python benchmarks/train_benchmark.py --profile paper --batch-size 4 --steps 3   # CPU-friendly
+
+Not a test: numbers depend on the machine, which is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from g2i.config import load_params, resolve  # noqa: E402
+from g2i.models import build_denoiser, build_genotype_encoder, build_scheduler  # noqa: E402
+from g2i.training.diffusion import diffusion_loss  # noqa: E402
+from g2i.training.trainer import TrainConfig, Trainer, step_generator  # noqa: E402
+
+N_SNPS = 52  # the AlzGene panel + APOE4 tokens
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """Achieved FLOP/s of an n x n matmul: the ceiling MFU is measured against."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def latent_hw(params: dict) -> int:
+    ae = params["model"]["autoencoder"]
+    return int(params["slices"]["size"][0]) // 2 ** (len(ae["block_out_channels"]) - 1)
+
+
+def build(params: dict, variant: str, device: torch.device):
+    torch.manual_seed(0)
+    modules = {"denoiser": build_denoiser(variant, params["model"]).to(device)}
+    if modules["denoiser"].uses_genotype:
+        modules["genotype_encoder"] = build_genotype_encoder(params["model"], N_SNPS).to(device)
+    return modules
+
+
+def fake_data(n: int, params: dict, device: torch.device) -> dict[str, torch.Tensor]:
+    c, hw = int(params["model"]["autoencoder"]["latent_channels"]), latent_hw(params)
+    g = torch.Generator().manual_seed(0)
+    return {"z_0": torch.randn(n, c, hw, hw, generator=g), "label": torch.randint(0, 3, (n,), generator=g),
+            "genotype": torch.randint(0, 3, (n, N_SNPS), generator=g)}
+
+
+def model_only(modules, loss_fn, batch, steps: int, warmup: int, device) -> tuple[float, float]:
+    """(seconds per step, FLOPs per step) of forward + backward + AdamW on one in-memory batch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = torch.nn.ModuleDict(modules).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = {k: v.to(device) for k, v in batch.items()}
+
+    def step(i: int) -> None:
+        loss, _ = loss_fn(model, batch, step_generator(0, i))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    with FlopCounterMode(display=False) as counter:
+        step(0)
+    flops = counter.get_total_flops()
+    for i in range(warmup):
+        step(i)
+    times = []
+    for i in range(steps):
+        sync(device)
+        start = time.perf_counter()
+        step(i)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), flops
+
+
+def full_trainer(modules, loss_fn, data, cfg_params: dict, steps: int, warmup: int) -> float:
+    """Median seconds per step of the project's Trainer (logging every step records the times)."""
+    stamps: list[float] = []
+    cfg = TrainConfig.from_params({**cfg_params, "max_steps": warmup + steps, "checkpoint_every": 10**9,
+                                   "log_every": 1})
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(modules, loss_fn, len(data["z_0"]), lambda idx: {k: v[idx] for k, v in data.items()}, cfg,
+                          tmp, log=lambda m, s: stamps.append(time.perf_counter()), progress=False)
+        trainer.save_checkpoint = lambda: None  # the final checkpoint is I/O, not the step being measured
+        trainer.fit()
+    gaps = [b - a for a, b in zip(stamps[warmup:], stamps[warmup + 1:])]
+    return statistics.median(gaps)
+
+
+def bench(profile: str, variant: str, steps: int, warmup: int, batch_size: int | None, device) -> dict:
+    params = resolve(load_params(ROOT / "params.yaml"), profile)
+    train = dict(params["training"]["diffusion"])
+    if batch_size:
+        train["batch_size"] = batch_size
+    bs = int(train["batch_size"])
+    data = fake_data(max(4 * bs, 64), params, device)
+    modules = build(params, variant, device)
+    denoiser = modules["denoiser"]
+    loss_fn = diffusion_loss((denoiser.uses_label, denoiser.uses_genotype), build_scheduler(params["model"]), 0.1)
+    batch = {k: v[:bs] for k, v in data.items()}
+    t_model, flops = model_only(modules, loss_fn, batch, steps, warmup, device)
+    modules = build(params, variant, device)
+    t_full = full_trainer(modules, loss_fn, data, train, steps, warmup)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    peak = matmul_peak(device, dtype)
+    n_params = sum(p.numel() for m in modules.values() for p in m.parameters())
+    return {"profile": profile, "variant": variant, "batch_size": bs, "latent": latent_hw(params),
+            "parameters_M": round(n_params / 1e6, 2), "model_step_s": t_model, "full_step_s": t_full,
+            "images_per_s": bs / t_full, "overhead_ratio": t_full / t_model, "gflop_per_step": flops / 1e9,
+            "achieved_tflops": flops / t_full / 1e12, "peak_tflops": peak / 1e12, "mfu": flops / t_full / peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=("demo", "paper", "both"), default="both")
+    parser.add_argument("--variant", default="g2i_l_att")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (after --warmup)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size")
+    parser.add_argument("--paper-cpu-batch", type=int, default=4,
+                        help="paper profile batch size on CPU (the GPU batch of 64 takes minutes per step)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    profiles = ("demo", "paper") if args.profile == "both" else (args.profile,)
+    print(f"machine: {machine()}")
+    results = []
+    for profile in profiles:
+        batch = args.batch_size
+        steps, warmup = args.steps, args.warmup
+        if profile == "paper" and device.type == "cpu":
+            batch = batch or args.paper_cpu_batch
+            steps, warmup = min(steps, 3), min(warmup, 1)
+        result = bench(profile, args.variant, steps, warmup, batch, device)
+        results.append(result)
+        print(f"{profile:5s} {args.variant} batch {result['batch_size']:3d} latent {result['latent']}x{result['latent']} "
+              f"({result['parameters_M']} M params): {result['images_per_s']:.1f} images/s | full step "
+              f"{result['full_step_s'] * 1e3:.1f} ms / model-only {result['model_step_s'] * 1e3:.1f} ms = overhead "
+              f"{result['overhead_ratio']:.3f} | {result['gflop_per_step']:.1f} GFLOP/step, "
+              f"{result['achieved_tflops'] * 1e3:.1f} GFLOP/s of {result['peak_tflops'] * 1e3:.0f} GFLOP/s matmul peak "
+              f"= MFU {result['mfu']:.1%}")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

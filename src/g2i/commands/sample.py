@@ -1,0 +1,59 @@
+"""g2i sample: the generated sets (test subjects, classifier augmentation, APOE sweep) of one model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import add_common_arguments, resolved_params
+
+NAME = "sample"
+HELP = "generate the evaluation sets of one trained model (diffusion variant or GAN)"
+DESCRIPTION = ("Load models/<variant>/ and generate: several images per test subject (its genotype and "
+               "diagnosis), per-class images that fill the classifier's training set to sample.per_class, and "
+               "the APOE e4 dose sweep on fixed noise. Writes data/generated/<variant>/{test,augment,"
+               "counterfactual}.npz and logs counts and a preview to MLflow.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--variant", required=True, help="a trained model under --models (ldm, g2i, g2i_l_noatt, "
+                                                         "g2i_l_att, or a GAN: cgan, stackgan, attngan)")
+    parser.add_argument("--models", type=Path, default=Path("models"), help="folder holding <variant>/")
+    parser.add_argument("--out", type=Path, default=Path("data/generated"), help="sets go to <out>/<variant>/")
+
+
+def run(args: argparse.Namespace) -> None:
+    import time
+
+    import mlflow
+
+    from ..config import repo_root
+    from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
+    from ..evaluation.generated import SampleConfig, write_sets
+    from ..evaluation.models import load_generator
+    from ..io.atomic import atomic_dir, write_json
+    from ..tracking import flatten, log_new_params, run_tags, start_run
+
+    params = resolved_params(args)
+    root = repo_root()
+    cfg = SampleConfig.from_params(params["sample"])
+    paths = ProcessedPaths()
+    paths.check()
+    train, test = SliceGenotypeDataset(paths, "train"), SliceGenotypeDataset(paths, "test")
+    generate, settings = load_generator(args.models / args.variant, params)
+    with start_run(root, f"sample-{args.variant}", run_tags(root, params["profile"], variant=args.variant,
+                                                                stage="sample")):
+        log_new_params({"variant": args.variant, "profile": params["profile"],
+                        **dict(flatten({"sample": params["sample"], "generation": settings}))})
+        started = time.perf_counter()
+        with atomic_dir(args.out / args.variant, overwrite=True) as tmp:
+            counts = write_sets(generate, train, test, cfg, tmp)
+            seconds = time.perf_counter() - started
+            summary = {"variant": args.variant, "images": counts, "seconds": round(seconds, 1),
+                       "images_per_second": round(sum(counts.values()) / seconds, 2), "generation": settings}
+            write_json(tmp / "summary.json", summary)
+        mlflow.log_metrics({f"images_{k}": v for k, v in counts.items()} |
+                           {"images_per_second": summary["images_per_second"]})
+    print(f"{args.variant}: {sum(counts.values())} images in {seconds:.0f} s -> {args.out / args.variant}")
+

@@ -1,0 +1,341 @@
+"""The downstream CN/MCI/AD classifier of the paper's Table 2, and the feature space it provides.
+
+The paper classifies single axial slices with "a simple 2-layered Convolution Neural Network", trained
+on the real training images alone and on real images filled up with generated ones to 500 per class,
+and reports accuracy and macro precision / recall / F1 on 27 test images per class. It gives no further
+architecture or training detail, so we keep the plainest reading: two conv blocks, cross-entropy,
+Adam(W), no data augmentation (augmenting would blur what the generated images themselves add).
+We add: several seeds with mean +- std (`evaluate_over_seeds`), the penultimate features as a feature
+space trained on real slices for Frechet distance / KID (`extract_features`), and, by `predict` on
+generated images, a label-fidelity check (does a real-trained classifier recover the conditioning label).
+
+Images are N x H x W float arrays in [-1, 1]; labels are ints indexing `DIAGNOSES` (0=CN, 1=MCI, 2=AD).
+Training is bit-reproducible on CPU for a given seed (and thread count); on a GPU cuDNN may differ.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..data.dataset import DIAGNOSES
+from ..errors import G2IError
+from ..io.atomic import atomic_dir
+
+N_CLASSES = len(DIAGNOSES)
+METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
+WEIGHTS_FILE = "model.pt"
+CONFIG_FILE = "config.json"
+FORMAT = "g2i-slice-cnn/1"
+
+
+class SliceCNN(nn.Module):
+    """The paper's 2-layer CNN: [conv 3x3 -> BatchNorm -> ReLU -> 2x2 max-pool] x 2, then a classifier head.
+
+    The head is global average pooling -> `features` (dim = channels[-1]) -> dropout -> linear. Global
+    pooling instead of flattening keeps the network independent of the slice size (the same code runs on
+    the 64 x 64 demo and the 256 x 256 paper profile) and keeps it tiny (~5k weights), so a classifier
+    trains in seconds on a CPU and several seeds are affordable. It also gives a fixed, low-dimensional
+    feature vector, which Frechet distance / KID need (a 32-D covariance is well estimated from a few
+    hundred images; a flattened 32 x 64 x 64 map would not be).
+    """
+
+    def __init__(self, channels: Sequence[int] = (16, 32), dropout: float = 0.2, n_classes: int = N_CLASSES):
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        if not channels or min(channels) <= 0:
+            raise ValueError(f"channels: need at least one positive channel count, got {channels}")
+        blocks: list[nn.Module] = []
+        c_in = 1
+        for c_out in channels:
+            # No conv bias: BatchNorm's shift makes it redundant.
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(c_in, n_classes)
+        self.channels = channels
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """N x 1 x H x W -> the penultimate N x channels[-1] vector (globally pooled conv features)."""
+        return self.blocks(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x 1 x H x W -> N x n_classes logits."""
+        return self.head(self.dropout(self.features(x)))
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Training settings. Defaults train one classifier on ~1500 64 x 64 slices in a few seconds on a CPU."""
+
+    channels: tuple[int, ...] = (16, 32)
+    epochs: int = 8
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        # YAML / JSON give lists; a tuple keeps the frozen config hashable and comparable.
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+
+    @classmethod
+    def from_params(cls, section: Mapping[str, Any]) -> "ClassifierConfig":
+        """Build from a params.yaml section; unknown keys and out-of-range values are user errors."""
+        known = sorted(f.name for f in fields(cls))
+        unknown = sorted(set(section) - set(known))
+        if unknown:
+            raise G2IError(f"params.yaml: unknown classifier key(s) {unknown}; known: {known}")
+        try:
+            cfg = cls(**section)
+        except (TypeError, ValueError) as exc:
+            raise G2IError(f"params.yaml: bad classifier setting ({exc})") from exc
+        problems = []
+        if not cfg.channels or min(cfg.channels) <= 0:
+            problems.append("channels must be a non-empty list of positive ints")
+        if cfg.epochs <= 0 or cfg.batch_size < 2:
+            problems.append("epochs must be positive and batch_size at least 2 (BatchNorm)")
+        if cfg.learning_rate <= 0 or cfg.weight_decay < 0:
+            problems.append("learning_rate must be positive and weight_decay non-negative")
+        if not 0 <= cfg.dropout < 1:
+            problems.append("dropout must be in [0, 1)")
+        if problems:
+            raise G2IError(f"params.yaml: classifier: {'; '.join(problems)}")
+        return cfg
+
+
+def _check_images(images: np.ndarray, name: str = "images") -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 3 or images.shape[0] == 0:
+        raise ValueError(f"{name}: expected a non-empty N x H x W array, got shape {images.shape}")
+    if min(images.shape[1:]) < 4:
+        raise ValueError(f"{name}: slices must be at least 4 x 4 (two 2x2 poolings), got {images.shape[1:]}")
+    return images
+
+
+def _check_labels(labels: np.ndarray, n: int, name: str = "labels") -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise ValueError(f"{name}: expected {n} labels to match the images, got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name}: expected integer class indices, got dtype {labels.dtype}")
+    if n and (labels.min() < 0 or labels.max() >= N_CLASSES):
+        raise ValueError(f"{name}: class indices must lie in 0..{N_CLASSES - 1} ({', '.join(DIAGNOSES)})")
+    return labels.astype(np.int64)
+
+
+def _batch(images: np.ndarray, index: np.ndarray | slice, device: torch.device) -> torch.Tensor:
+    """Rows `index` as an N x 1 x H x W float32 tensor; indexing per batch keeps memmaps out of memory."""
+    return torch.from_numpy(np.array(images[index], dtype=np.float32))[:, None].to(device)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def train_classifier(images: np.ndarray, labels: np.ndarray, cfg: ClassifierConfig, seed: int,
+                     progress: bool = False, device: str | torch.device = "cpu") -> SliceCNN:
+    """Train a SliceCNN with AdamW and cross-entropy on shuffled minibatches; returned in eval mode.
+
+    The same `seed` gives bit-identical weights on CPU: initialisation and dropout draw from the global
+    torch RNG seeded inside `torch.random.fork_rng` (so the caller's RNG state is left untouched), and
+    the batch order from a separate generator. No augmentation, no class weighting: the paper's plain setup.
+    """
+    from tqdm import tqdm
+
+    images = _check_images(images)
+    labels = _check_labels(labels, len(images))
+    if len(images) < 2:
+        raise ValueError("images: need at least 2 training images (BatchNorm needs batches of 2 or more)")
+    device = torch.device(device)
+    targets = torch.from_numpy(labels)
+    order_rng = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[device] if device.type != "cpu" else [], device_type=device.type):
+        torch.manual_seed(seed)
+        model = SliceCNN(cfg.channels, cfg.dropout).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        model.train()
+        bar = tqdm(range(cfg.epochs), desc=f"classifier seed {seed}", unit="epoch", disable=not progress, leave=False)
+        for _ in bar:
+            perm = torch.randperm(len(images), generator=order_rng).numpy()
+            total, count = 0.0, 0
+            for start in range(0, len(perm), cfg.batch_size):
+                index = np.sort(perm[start:start + cfg.batch_size])  # sorted: contiguous-ish reads from memmaps
+                if len(index) < 2:
+                    continue  # a last batch of one breaks BatchNorm; that image is in other epochs' batches
+                loss = F.cross_entropy(model(_batch(images, index, device)), targets[index].to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total, count = total + loss.item() * len(index), count + len(index)
+            bar.set_postfix(loss=f"{total / max(count, 1):.3f}")
+    return model.eval()
+
+
+@torch.no_grad()
+def _map_batches(model: SliceCNN, images: np.ndarray, batch_size: int, fn: str) -> np.ndarray:
+    """Run `model.<fn>` over `images` in eval mode without gradients, restoring the model's mode after."""
+    images = _check_images(images)
+    if batch_size <= 0:
+        raise ValueError(f"batch_size: must be positive, got {batch_size}")
+    device, was_training = _device_of(model), model.training
+    model.eval()
+    try:
+        out = [getattr(model, fn)(_batch(images, slice(s, s + batch_size), device)).float().cpu()
+               for s in range(0, len(images), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def predict_proba(model: SliceCNN, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """N x 3 class probabilities (softmax of the logits)."""
+    return torch.softmax(torch.from_numpy(_map_batches(model, images, batch_size, "forward")), dim=1).numpy()
+
+
+def predict(model: SliceCNN, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Predicted class index per image (int64). On generated images this is the label-fidelity check."""
+    return _map_batches(model, images, batch_size, "forward").argmax(axis=1).astype(np.int64)
+
+
+def extract_features(model: SliceCNN, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """N x channels[-1] penultimate features (float64), the feature space for Frechet distance / KID."""
+    return _map_batches(model, images, batch_size, "features").astype(np.float64)
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro precision / recall / F1 over all three classes, and the 3 x 3 confusion matrix.
+
+    Macro averages always run over CN, MCI and AD (not only the classes present), with 0 where a class
+    is never predicted (zero_division=0), so a classifier that ignores a class is not flattered.
+    Confusion matrix rows are true classes, columns predicted, in `DIAGNOSES` order.
+    """
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+    y_true = _check_labels(y_true, len(np.asarray(y_true)), "y_true")
+    y_pred = _check_labels(y_pred, len(y_true), "y_pred")
+    if len(y_true) == 0:
+        raise ValueError("y_true: no labels to score")
+    classes = list(range(N_CLASSES))
+    precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=classes, average="macro",
+                                                               zero_division=0)
+    return {"accuracy": float(accuracy_score(y_true, y_pred)), "macro_precision": float(precision),
+            "macro_recall": float(recall), "macro_f1": float(f1),
+            "confusion_matrix": confusion_matrix(y_true, y_pred, labels=classes).tolist()}
+
+
+def fill_to_per_class(real_images: np.ndarray, real_labels: np.ndarray, generated_images: np.ndarray,
+                      generated_labels: np.ndarray, per_class: int,
+                      seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """All real images plus, per class, random generated images of that class up to `per_class` in total.
+
+    A class whose real count already reaches `per_class` gets none (real images are never dropped).
+    Returns float32 images (real first, then the generated fill in class order), int64 labels and the
+    number of generated images used per diagnosis name. Raises ValueError when generated images run short.
+    """
+    real_images = _check_images(real_images, "real_images")
+    real_labels = _check_labels(real_labels, len(real_images), "real_labels")
+    if per_class <= 0:
+        raise ValueError(f"per_class: must be positive, got {per_class}")
+    generated_images = np.asarray(generated_images)
+    if len(generated_images):  # no generated images at all is allowed when the real ones suffice
+        generated_images = _check_images(generated_images, "generated_images")
+        if generated_images.shape[1:] != real_images.shape[1:]:
+            raise ValueError(f"generated_images: slices are {generated_images.shape[1:]}, "
+                             f"real ones {real_images.shape[1:]}")
+    generated_labels = np.asarray(generated_labels)
+    if generated_labels.size == 0:
+        generated_labels = generated_labels.astype(np.int64)  # np.asarray([]) is float64
+    generated_labels = _check_labels(generated_labels, len(generated_images), "generated_labels")
+    rng = np.random.default_rng(seed)
+    chosen: list[np.ndarray] = []
+    used: dict[str, int] = {}
+    short: list[str] = []
+    for c, name in enumerate(DIAGNOSES):
+        need = max(per_class - int((real_labels == c).sum()), 0)
+        pool = np.flatnonzero(generated_labels == c)
+        if need > len(pool):
+            short.append(f"{name} needs {need} but only {len(pool)} exist")
+            continue
+        pick = np.sort(rng.choice(pool, size=need, replace=False)) if need else pool[:0]
+        chosen.append(pick)
+        used[name] = int(need)
+    if short:
+        raise ValueError(f"generated_images: too few to fill every class to per_class={per_class}: {'; '.join(short)}")
+    pick = np.concatenate(chosen)
+    fill = generated_images[pick] if len(pick) else np.empty((0, *real_images.shape[1:]))
+    images = np.concatenate([np.asarray(real_images, dtype=np.float32), np.asarray(fill, dtype=np.float32)])
+    labels = np.concatenate([real_labels, generated_labels[pick]])
+    return images, labels, used
+
+
+def _summary(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std (ddof=1); std is 0 for a single seed, where it is undefined."""
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) >= 2 else 0.0
+
+
+def evaluate_over_seeds(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
+                        test_labels: np.ndarray, cfg: ClassifierConfig, seeds: Iterable[int],
+                        progress: bool = True, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Train one classifier per seed, score it on the test set; per-seed metrics plus mean / std of each.
+
+    Returns {"seeds", "per_seed": [{"seed", <METRICS>, "confusion_matrix"}], "mean": {metric},
+    "std": {metric}, "n_train", "n_test"}.
+    """
+    from tqdm import tqdm
+
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds: need at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds: repeated seeds would understate the spread: {seeds}")
+    test_images = _check_images(test_images, "test_images")
+    test_labels = _check_labels(test_labels, len(test_images), "test_labels")
+    per_seed = []
+    for seed in tqdm(seeds, desc="classifier seeds", unit="seed", disable=not progress):
+        model = train_classifier(train_images, train_labels, cfg, seed, device=device)
+        per_seed.append({"seed": seed, **classification_metrics(test_labels, predict(model, test_images))})
+    mean, std = {}, {}
+    for metric in METRICS:
+        mean[metric], std[metric] = _summary([row[metric] for row in per_seed])
+    return {"seeds": seeds, "per_seed": per_seed, "mean": mean, "std": std, "n_train": int(len(train_labels)),
+            "n_test": int(len(test_labels))}
+
+
+def save_classifier(model: SliceCNN, cfg: ClassifierConfig, path: str | Path, overwrite: bool = False) -> Path:
+    """Write `path`/model.pt (state_dict) and `path`/config.json; the folder appears only when complete."""
+    path = Path(path)
+    if tuple(model.channels) != cfg.channels:
+        raise ValueError(f"cfg: channels {cfg.channels} do not match the model's {model.channels}")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_dir(path, overwrite=overwrite) as tmp:
+        torch.save(state, tmp / WEIGHTS_FILE)
+        payload = {"format": FORMAT, "classes": list(DIAGNOSES), "config": asdict(cfg)}
+        (tmp / CONFIG_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[SliceCNN, ClassifierConfig]:
+    """Read a folder written by `save_classifier`: the model (eval mode) and its config."""
+    path = Path(path)
+    weights, config = path / WEIGHTS_FILE, path / CONFIG_FILE
+    if not weights.is_file() or not config.is_file():
+        raise G2IError(f"{path}: not a saved classifier (needs {WEIGHTS_FILE} and {CONFIG_FILE})")
+    payload = json.loads(config.read_text())
+    if payload.get("format") != FORMAT or payload.get("classes") != list(DIAGNOSES):
+        raise G2IError(f"{config}: written by another format or class list ({payload.get('format')}, "
+                       f"{payload.get('classes')}); expected {FORMAT} with {list(DIAGNOSES)}")
+    cfg = ClassifierConfig.from_params(payload["config"])
+    model = SliceCNN(cfg.channels, cfg.dropout)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.to(device).eval(), cfg

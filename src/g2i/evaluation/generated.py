@@ -1,0 +1,135 @@
+"""The generated image sets that `evaluate` and `classify` read, made by `sample` for one model.
+
+    test            `per_subject` images for every test subject, conditioned on that subject's genotype
+                    and diagnosis (Table 1 compares each with the subject's real slice)
+    augment         per class, enough images to fill the classifier's training set to `per_class`
+                    (conditions drawn from training subjects of that class; paper: 500 per class)
+    counterfactual  for `n_counterfactual` training subjects: the same noise and label with the APOE e4
+                    dose set to 0, 1 and 2, and with the panel SNPs shuffled across subjects (control)
+
+A model is any `generate(genotypes, labels, seed) -> N x H x W images in [-1, 1]` (the diffusion
+pipelines and the GANs alike); `genotypes` are floats with NaN for a missing call. One file per set
+(.npz, images as float16), written atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..data.dataset import SliceGenotypeDataset, codes_with_nan
+from ..errors import G2IError
+from ..io.atomic import atomic_file
+
+Generate = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+SETS = ("test", "augment", "counterfactual")
+DOSES = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    per_subject: int = 4          # generated images per test subject (paper: 3960 in all)
+    per_class: int = 100          # classifier training set filled to this many per class (paper: 500)
+    n_counterfactual: int = 32    # subjects in the APOE e4 dose sweep
+    seed: int = 0
+
+    @classmethod
+    def from_params(cls, section: Mapping[str, Any]) -> "SampleConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise G2IError(f"params.yaml: unknown sample key(s) {unknown}; known: {sorted(known)}")
+        cfg = cls(**section)
+        if min(cfg.per_subject, cfg.per_class, cfg.n_counterfactual) <= 0:
+            raise G2IError("params.yaml: sample.per_subject, per_class and n_counterfactual must be positive")
+        return cfg
+
+
+def _save(path: Path, **arrays: np.ndarray) -> None:
+    with atomic_file(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def load_set(folder: str | Path, name: str) -> dict[str, np.ndarray]:
+    path = Path(folder) / f"{name}.npz"
+    if not path.is_file():
+        raise G2IError(f"{path}: generated set missing; run `dvc repro` (the `sample` stage) first")
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def test_set(generate: Generate, test: SliceGenotypeDataset, cfg: SampleConfig) -> dict[str, np.ndarray]:
+    """`per_subject` images per test subject; `row` points at the subject's item in the test split."""
+    rows = np.repeat(np.arange(len(test)), cfg.per_subject)
+    images = generate(codes_with_nan(test.codes[rows]), test.labels[rows], cfg.seed)
+    return {"images": images.astype(np.float16), "row": rows, "label": test.labels[rows],
+            "ptid": test.index["PTID"].to_numpy()[rows].astype(str)}
+
+
+def augment_set(generate: Generate, train: SliceGenotypeDataset, cfg: SampleConfig) -> dict[str, np.ndarray]:
+    """Per class c, per_class - n_real(c) images (at least 0) with genotypes of class-c training subjects."""
+    rng = np.random.default_rng(cfg.seed)
+    rows = []
+    for c in range(3):
+        members = np.flatnonzero(train.labels == c)
+        need = max(cfg.per_class - len(members), 0)
+        if need and not len(members):
+            raise G2IError(f"no training subject of class {c}: cannot draw conditions for its generated images")
+        rows.append(rng.choice(members, need, replace=True) if need else np.empty(0, dtype=int))
+    rows = np.concatenate(rows).astype(int)
+    images = generate(codes_with_nan(train.codes[rows]), train.labels[rows], cfg.seed + 1)
+    return {"images": images.astype(np.float16), "row": rows, "label": train.labels[rows]}
+
+
+def counterfactual_set(generate: Generate, train: SliceGenotypeDataset, cfg: SampleConfig) -> dict[str, np.ndarray]:
+    """Dose sweep and shuffled-panel control on the same noise (one seed, one batch layout per call)."""
+    if "APOE4" not in train.snps:
+        raise G2IError("genotype table has no APOE4 column: no dose sweep possible")
+    rng = np.random.default_rng(cfg.seed + 2)
+    rows = rng.choice(len(train), min(cfg.n_counterfactual, len(train)), replace=False)
+    codes = codes_with_nan(train.codes[rows])
+    labels = train.labels[rows]
+    apoe = train.snps.index("APOE4")
+    seed = cfg.seed + 3
+    out: dict[str, np.ndarray] = {"row": rows, "label": labels, "apoe4": codes[:, apoe]}
+    for dose in DOSES:
+        swept = codes.copy()
+        swept[:, apoe] = dose
+        out[f"dose_{dose}"] = generate(swept, labels, seed).astype(np.float16)
+    panel = [i for i in range(codes.shape[1]) if i != apoe]
+    shuffled = codes.copy()
+    shuffled[:, panel] = codes[rng.permutation(len(codes))][:, panel]  # other subjects' panels, own APOE4
+    out["original"] = generate(codes, labels, seed).astype(np.float16)
+    out["panel_shuffled"] = generate(shuffled, labels, seed).astype(np.float16)
+    return out
+
+
+def write_sets(generate: Generate, train: SliceGenotypeDataset, test: SliceGenotypeDataset, cfg: SampleConfig,
+               out: str | Path) -> dict[str, int]:
+    """All three sets into `out`/{test,augment,counterfactual}.npz; returns the image count of each."""
+    out = Path(out)
+    counts = {}
+    for name, build in (("test", lambda: test_set(generate, test, cfg)),
+                        ("augment", lambda: augment_set(generate, train, cfg)),
+                        ("counterfactual", lambda: counterfactual_set(generate, train, cfg))):
+        arrays = build()
+        _save(out / f"{name}.npz", **arrays)
+        counts[name] = int(sum(v.shape[0] for k, v in arrays.items() if v.ndim == 3))
+    return counts
+
+
+def pipeline_generator(pipe, sampling: Mapping[str, Any], progress: bool = True) -> Generate:
+    """`generate` for a G2IPipeline with the params' sampler, steps, guidance and batch size."""
+
+    def generate(genotypes: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+        if len(labels) == 0:
+            return np.zeros((0, pipe.image_size, pipe.image_size), dtype=np.float32)
+        return pipe(genotypes=genotypes, diagnosis=[int(x) for x in labels],
+                    num_inference_steps=int(sampling["num_inference_steps"]), sampler=sampling["sampler"],
+                    guidance_scale=float(sampling["guidance_scale"]), eta=float(sampling.get("eta", 0.0)), seed=seed,
+                    batch_size=int(sampling.get("batch_size", 64)), progress=progress, output_type="np").images
+
+    return generate
