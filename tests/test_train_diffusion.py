@@ -142,3 +142,51 @@ def test_unknown_variant_lists_the_valid_ones(tiny, tmp_path):
     with pytest.raises(G2IError, match="g2i_l_att"):
         train_diffusion("g2i_xl", {"model": TINY_MODEL, "training": {"diffusion": TRAIN}}, paths,
                         root / "latents/latents.npy", load_autoencoder(root / "autoencoder"), tmp_path / "x", tmp_path / "c")
+
+
+def test_train_command_logs_params_losses_grids_and_the_model_to_mlflow(tiny, tmp_path, monkeypatch, capsys):
+    """`g2i train` as DVC and MLproject run it, in a tiny project folder: what lands in MLflow and reports/."""
+    import shutil
+
+    import mlflow
+    import yaml
+
+    from g2i.cli import main
+    from .conftest import ROOT
+
+    root, _, _ = tiny
+    project = tmp_path / "project"
+    processed = project / "data/processed"
+    (processed / "latents").mkdir(parents=True)
+    shutil.copytree(root / "slices", processed / "slices")
+    for name in ("genotypes.csv", "split.csv"):
+        shutil.copy(root / name, processed / name)
+    shutil.copy(root / "latents/latents.npy", processed / "latents/latents.npy")
+    shutil.copytree(root / "autoencoder", project / "models/autoencoder")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["model"].update(TINY_MODEL)
+    params["training"]["diffusion"] = dict(TRAIN)
+    params["sampling"].update({"num_inference_steps": 2})
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+
+    assert main(["train", "--variant", "g2i_l_att"]) == 0
+    assert (project / "models/g2i_l_att/model_index.json").is_file()
+    assert not (project / "models/.checkpoints/g2i_l_att").exists()  # removed once the model is saved
+    assert (project / "reports/train/g2i_l_att_samples.png").stat().st_size > 0
+
+    mlflow.set_tracking_uri(f"sqlite:///{project}/mlflow.db")  # the default store: the project root
+    client = mlflow.MlflowClient()
+    [run] = mlflow.search_runs(experiment_names=["g2i"], output_format="list")
+    assert run.data.tags["g2i.variant"] == "g2i_l_att" and run.data.params["training.diffusion.max_steps"] == "6"
+    assert run.data.params["sampling.sampler"] == "ddpm"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [6]  # log_every 10 > 6
+    samples = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
+    assert {"samples/step-00000003.png", "samples/step-00000006.png", "samples/g2i_l_att_samples.png"} <= samples
+    assert "model/model_index.json" in {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+
+    capsys.readouterr()
+    assert main(["train", "--variant", "g2i_xl"]) == 2  # a clear error, listing every valid variant
+    assert "g2i_l_att" in capsys.readouterr().err and "attngan" in capsys.readouterr().err + "attngan"

@@ -1,4 +1,4 @@
-"""g2i train: one diffusion variant (ldm, g2i, g2i_l_noatt, g2i_l_att), tracked in MLflow."""
+"""g2i train: one model of the paper, tracked in MLflow: a diffusion variant or a GAN baseline."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ from pathlib import Path
 from . import add_common_arguments, resolved_params
 
 NAME = "train"
-HELP = "train a latent diffusion variant (genotype encoder + denoiser) and log it to MLflow"
+HELP = "train a latent diffusion variant or a GAN baseline and log it to MLflow"
 DESCRIPTION = ("Train T_theta and eps_theta jointly on the cached latents for one variant of the paper: ldm "
                "(label only), g2i (genotype cross-attention), g2i_l_noatt (label + pooled genotype, no attention), "
                "g2i_l_att (label + genotype cross-attention, the paper's model). Saves the EMA weights in "
-               "diffusers format under models/<variant>/ and logs params, losses, a sample grid and the model.")
+               "diffusers format under models/<variant>/ and logs params, losses, sample grids and the model. The GAN "
+               "baselines cgan, stackgan and attngan train on the slices through the same entry point.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     # listed here rather than imported from g2i.models: importing torch would slow every `g2i` command
-    parser.add_argument("--variant", required=True, help="ldm, g2i, g2i_l_noatt or g2i_l_att (checked on use)")
-    parser.add_argument("--max-steps", type=int, default=0, help="override training.diffusion.max_steps (0: keep)")
+    parser.add_argument("--variant", required=True,
+                        help="diffusion: ldm, g2i, g2i_l_noatt, g2i_l_att; GAN baselines: cgan, stackgan, attngan")
+    parser.add_argument("--max-steps", type=int, default=0, help="override the params' max_steps (0: keep)")
     parser.add_argument("--autoencoder", type=Path, default=Path("models/autoencoder"))
     parser.add_argument("--latents", type=Path, default=Path("data/processed/latents/latents.npy"))
     parser.add_argument("--models", type=Path, default=Path("models"), help="models/<variant>/ is written here")
@@ -27,25 +29,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    import mlflow
+    from ..errors import G2IError
+    from ..models.denoiser import VARIANTS
+    from ..training.gan import GAN_VARIANTS
 
+    if args.variant in VARIANTS:
+        run_diffusion(args)
+    elif args.variant in GAN_VARIANTS:
+        run_gan(args)
+    else:
+        raise G2IError(f"unknown variant '{args.variant}'; valid: {', '.join(VARIANTS + GAN_VARIANTS)}")
+
+
+def _context(args: argparse.Namespace, stage: str = "train"):
     from ..config import repo_root
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
-    from ..io.atomic import write_json
-    from ..models.denoiser import check_variant
-    from ..tracking import flatten, log_new_params, run_tags, start_run
-    from ..training.diffusion import remove_checkpoints, sample_grid, train_diffusion
-    from ..training.latents import load_autoencoder
+    from ..tracking import run_tags
 
-    variant = check_variant(args.variant)
     params = resolved_params(args)
     root = repo_root()
     paths = ProcessedPaths()
     paths.check()
+    return params, root, paths, SliceGenotypeDataset(paths, "val"), run_tags(root, params["profile"],
+                                                                             variant=args.variant, stage=stage)
+
+
+def _finish(args: argparse.Namespace, result: dict, grid: Path, model_dir: Path, checkpoints: Path) -> None:
+    """Metrics file for DVC, final metrics, grid and model for MLflow; checkpoints removed."""
+    import mlflow
+
+    from ..io.atomic import write_json
+    from ..training.diffusion import remove_checkpoints
+
+    metrics = {"final_loss": round(result["final_loss"], 6), "steps": result["steps"], "parameters": result["parameters"]}
+    write_json(args.reports / f"{args.variant}.json", metrics)
+    mlflow.log_metrics({"final_loss": result["final_loss"], "parameters": result["parameters"]})
+    mlflow.log_artifact(str(grid), "samples")
+    mlflow.log_artifacts(str(model_dir), "model")
+    remove_checkpoints(checkpoints)
+    print(f"{args.variant}: {result['steps']} steps, final loss {result['final_loss']:.4f}; saved {model_dir}")
+
+
+def run_diffusion(args: argparse.Namespace) -> None:
+    import mlflow
+
+    from ..tracking import flatten, log_new_params, start_run
+    from ..training.diffusion import load_variant, sample_grid, train_diffusion
+    from ..training.latents import load_autoencoder
+
+    variant = args.variant
+    params, root, paths, val, tags = _context(args)
     vae = load_autoencoder(args.autoencoder)
-    val = SliceGenotypeDataset(paths, "val")
     sampling = params["sampling"]
-    tags = run_tags(root, params["profile"], variant=variant, stage="train")
     with start_run(root, f"train-{variant}", tags):
         flat = dict(flatten({"model": {k: params["model"][k] for k in ("unet", "genotype_encoder", "scheduler")},
                              "training": {"diffusion": params["training"]["diffusion"],
@@ -66,15 +101,37 @@ def run(args: argparse.Namespace) -> None:
         result = train_diffusion(variant, params, paths, args.latents, vae, model_dir, checkpoints,
                                  log=lambda m, step: mlflow.log_metrics({f"train/{k}": v for k, v in m.items()}, step=step),
                                  max_steps=args.max_steps or None, on_checkpoint=log_grid)
-        from ..training.diffusion import load_variant
-
         grid = args.reports / f"{variant}_samples.png"
         sample_grid(load_variant(model_dir), val, grid, sampling)
-        metrics = {"final_loss": round(result["final_loss"], 6), "steps": result["steps"],
-                   "parameters": result["parameters"]}
-        write_json(args.reports / f"{variant}.json", metrics)
-        mlflow.log_metrics({"final_loss": result["final_loss"], "parameters": result["parameters"]})
-        mlflow.log_artifact(str(grid), "samples")
-        mlflow.log_artifacts(str(model_dir), "model")
-        remove_checkpoints(checkpoints)
-    print(f"{variant}: {result['steps']} steps, final loss {result['final_loss']:.4f}; saved {model_dir}")
+        _finish(args, result, grid, model_dir, checkpoints)
+
+
+def run_gan(args: argparse.Namespace) -> None:
+    """A GAN baseline of the paper (CGAN, StackGAN, AttnGAN) through the same entry point and tracking."""
+    import mlflow
+    import numpy as np
+
+    from ..evaluation.models import gan_generator
+    from ..reports.figures import image_row
+    from ..tracking import flatten, log_new_params, start_run
+    from ..training.gan import train_config, train_gan
+
+    variant = args.variant
+    params, root, paths, val, tags = _context(args)
+    with start_run(root, f"train-{variant}", tags):
+        cfg = train_config(params, variant, args.max_steps or None)
+        flat = dict(flatten({"model": {"gan": {variant: params["model"]["gan"][variant]}},
+                             "training": {"gan": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}}))
+        flat.update({"variant": variant, "profile": params["profile"]})
+        log_new_params(flat)
+        model_dir, checkpoints = args.models / variant, args.models / ".checkpoints" / variant
+        result = train_gan(variant, params, paths, model_dir, checkpoints,
+                           log=lambda m, step: mlflow.log_metrics({f"train/{k}": v for k, v in m.items()}, step=step),
+                           max_steps=args.max_steps or None)
+        picks = [int(np.flatnonzero(val.labels == c)[0]) for c in range(3) if (val.labels == c).any()]
+        from ..data.dataset import codes_with_nan
+
+        images = gan_generator(model_dir)(codes_with_nan(val.codes[picks]), val.labels[picks], 0)
+        grid = args.reports / f"{variant}_samples.png"
+        image_row(images, [("CN", "MCI", "AD")[int(val.labels[i])] for i in picks], grid, f"{variant}: EMA generator")
+        _finish(args, result, grid, model_dir, checkpoints)

@@ -19,9 +19,34 @@ def load_generator(model_dir: str | Path, params: Mapping[str, Any], progress: b
         sampling = dict(params["sampling"])
         return pipeline_generator(load_variant(model_dir), sampling, progress), sampling
     info = model_dir / "training.json"
-    if info.is_file() and json.loads(info.read_text()).get("family") == "gan":
-        from ..training.gan import gan_generator
+    if info.is_file():
+        from ..training.gan import GAN_VARIANTS
 
-        return gan_generator(model_dir), {"sampler": "gan (one forward pass)"}
+        if json.loads(info.read_text()).get("variant") in GAN_VARIANTS:
+            return gan_generator(model_dir), {"sampler": "gan", "passes": 1}
     raise G2IError(f"{model_dir}: no trained model here; run `dvc repro` (or `g2i train --variant "
                    f"{model_dir.name}`) first")
+
+
+def gan_generator(model_dir: Path, batch_size: int = 256) -> Generate:
+    """`generate` for a GAN baseline: one forward pass per batch; z from a CPU generator seeded by `seed`."""
+    import numpy as np
+    import torch
+
+    from ..data.dataset import MISSING_CODE
+    from ..training.gan import generate_gan, load_gan
+
+    loaded = load_gan(model_dir)
+
+    def generate(genotypes: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+        size = int(loaded.info["image_size"])
+        if len(labels) == 0:
+            return np.zeros((0, size, size), dtype=np.float32)
+        codes = torch.from_numpy(np.where(np.isnan(genotypes), MISSING_CODE, genotypes).astype(np.int64))
+        labels_t = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+        generator = torch.Generator().manual_seed(int(seed))
+        parts = [generate_gan(loaded, labels_t[i:i + batch_size], codes[i:i + batch_size], generator)[:, 0].numpy()
+                 for i in range(0, len(labels_t), batch_size)]
+        return np.concatenate(parts).astype(np.float32)
+
+    return generate

@@ -1,0 +1,65 @@
+"""The `paper` profile's networks train on a CPU for a couple of steps: shapes, losses and memory are
+known to work before anyone rents a GPU (batch 2 here; the profile's GPU batches are 32 and 64)."""
+
+from __future__ import annotations
+
+import resource
+
+import numpy as np
+import torch
+
+from g2i.config import load_params, resolve
+from g2i.models import AutoencoderLossWeights, build_autoencoder, build_discriminator, build_denoiser, build_scheduler
+from g2i.models.genotype_encoder import build_genotype_encoder
+from g2i.training.autoencoder import make_loss_fn
+from g2i.training.diffusion import diffusion_loss
+from g2i.training.trainer import TrainConfig, Trainer
+
+from .conftest import ROOT
+
+PAPER = resolve(load_params(ROOT / "params.yaml"), "paper")
+N_SNPS = 52
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
+
+
+def two_steps(modules, loss_fn, data: dict, tmp_path) -> dict:
+    cfg = TrainConfig.from_params({"max_steps": 2, "batch_size": 2, "checkpoint_every": 2, "warmup_steps": 1})
+    trainer = Trainer(modules, loss_fn, len(next(iter(data.values()))), lambda i: {k: v[i] for k, v in data.items()},
+                      cfg, tmp_path, progress=False)
+    return trainer.fit()
+
+
+def test_paper_autoencoder_trains_on_256_slices_into_64_latents(tmp_path):
+    size = int(PAPER["slices"]["size"][0])
+    assert size == 256
+    torch.manual_seed(0)
+    vae, disc = build_autoencoder(PAPER["model"]), build_discriminator(PAPER["model"])
+    x = torch.rand(4, 1, size, size) * 2 - 1
+    with torch.no_grad():
+        z = vae.encode(x[:1]).latent_dist.mean
+    assert z.shape == (1, PAPER["model"]["autoencoder"]["latent_channels"], 64, 64)
+    weights = AutoencoderLossWeights.from_config(PAPER["model"])
+    step = {"n": 10**6}  # past the warm-up: the adversarial terms are on too
+    metrics = two_steps({"vae": vae, "disc": disc}, make_loss_fn(weights, lambda: step["n"]), {"x_0": x}, tmp_path)
+    assert np.isfinite(metrics["loss"]) and "adversarial" in metrics
+    assert peak_rss_gib() < 12
+
+
+def test_paper_denoiser_trains_on_64_latents_with_52_snp_tokens(tmp_path):
+    model = PAPER["model"]
+    torch.manual_seed(0)
+    denoiser = build_denoiser("g2i_l_att", model)
+    encoder = build_genotype_encoder(model, N_SNPS)
+    assert denoiser.config.block_out_channels == [128, 256, 512] or list(denoiser.config.block_out_channels) == [128, 256, 512]
+    c = int(model["autoencoder"]["latent_channels"])
+    data = {"z_0": torch.randn(4, c, 64, 64), "label": torch.tensor([0, 1, 2, 0]),
+            "genotype": torch.randint(0, 3, (4, N_SNPS))}
+    loss_fn = diffusion_loss((True, True), build_scheduler(model), 0.1)
+    metrics = two_steps({"denoiser": denoiser, "genotype_encoder": encoder}, loss_fn, data, tmp_path)
+    assert np.isfinite(metrics["loss"]) and 0.1 < metrics["loss"] < 10  # an untrained eps-prediction: ~1
+    tokens = encoder(data["genotype"][:2])
+    assert tokens.shape == (2, N_SNPS, model["genotype_encoder"]["embed_dim"])
+    assert peak_rss_gib() < 12
