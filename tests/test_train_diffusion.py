@@ -189,4 +189,5 @@ def test_train_command_logs_params_losses_grids_and_the_model_to_mlflow(tiny, tm
 
     capsys.readouterr()
     assert main(["train", "--variant", "g2i_xl"]) == 2  # a clear error, listing every valid variant
-    assert "g2i_l_att" in capsys.readouterr().err and "attngan" in capsys.readouterr().err + "attngan"
+    err = capsys.readouterr().err
+    assert "g2i_l_att" in err and "attngan" in err
