@@ -135,10 +135,10 @@ def test_evaluate_over_seeds_reports_mean_and_std(data):
         evaluate_over_seeds(x, y, x_test, y_test, cfg, seeds=[])
 
 
-def test_features_have_one_value_per_last_channel(data, trained):
+def test_features_have_one_value_per_hidden_unit(data, trained):
     _, (x_test, _) = data
     features = extract_features(trained, x_test, batch_size=16)
-    assert features.shape == (90, FAST.channels[-1]) and np.isfinite(features).all()
+    assert features.shape == (90, FAST.hidden) and np.isfinite(features).all()
     assert np.allclose(features, extract_features(trained, x_test))  # batch size does not matter in eval mode
 
 
@@ -173,8 +173,17 @@ def test_works_on_64_by_64_slices_and_rejects_bad_shapes():
     x, y = disc_slices(60, 64, 2)
     model = train_classifier(x, y, ClassifierConfig(epochs=1, channels=(4, 8)), seed=0)
     assert isinstance(model, SliceCNN)
-    assert predict(model, x).shape == (60,) and extract_features(model, x).shape == (60, 8)
+    assert predict(model, x).shape == (60,) and extract_features(model, x).shape == (60, 64)
     with pytest.raises(ValueError, match="images"):
         predict(model, x[:, None])
     with pytest.raises(ValueError, match="labels"):
         train_classifier(x, y[:-1], FAST, seed=0)
+
+
+def test_min_steps_raises_the_epochs_of_small_training_sets():
+    cfg = ClassifierConfig(epochs=8, batch_size=32, min_steps=400)
+    assert cfg.epochs_for(91) == 134      # 3 batches per epoch
+    assert cfg.epochs_for(3200) == 8      # 100 batches per epoch: the epoch count already gives 800 updates
+    assert ClassifierConfig(epochs=8, batch_size=32).epochs_for(91) == 8
+    with pytest.raises(G2IError, match="min_steps"):
+        ClassifierConfig.from_params({"min_steps": -1})

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from .conftest import ROOT
+from .test_gans import TINY_MODEL as TINY_GAN, TRAIN as TINY_GAN_TRAIN
 
 BIN = Path(sys.executable).parent
 TINY_DEMO = {
@@ -48,6 +49,8 @@ def tiny_training(params: dict) -> None:
     for loop in ("autoencoder", "diffusion"):
         params["training"][loop].update({"max_steps": 4, "batch_size": 4, "checkpoint_every": 2, "warmup_steps": 1})
     params["sampling"].update({"num_inference_steps": 3, "batch_size": 16})
+    params["model"]["gan"] = {k: v for k, v in TINY_GAN["gan"].items()}
+    params["training"]["gan"] = {**TINY_GAN_TRAIN, "max_steps": 2}
     params["profiles"]["demo"]["sample"] = {"per_subject": 1, "per_class": 16, "n_counterfactual": 4}
     params["evaluate"].update({"max_pairs": 20, "kid_subset_size": 8})
     params["classify"].update({"seeds": [0, 1]})
@@ -82,6 +85,7 @@ def test_repro_runs_every_stage_then_nothing(repo):
     first = run(repo, "dvc", "repro")
     assert first.returncode == 0, first.stdout + first.stderr
     variants = {f"{stage}@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att") for stage in ("train", "sample")}
+    variants |= {f"{stage}@{v}" for v in ("cgan", "stackgan", "attngan") for stage in ("train_gan", "sample")}
     assert stages_run(first) == {"cohort_report", "genotype_qc", "genotypes", "validate_genotypes", "slices", "split",
                                  "train_autoencoder", "encode_latents", "evaluate", "classify"} | variants
     for output in ("reports/data/genotype_qc.md", "data/processed/genotypes.csv", "data/processed/slices/slices.npy",
@@ -93,9 +97,10 @@ def test_repro_runs_every_stage_then_nothing(repo):
                    "reports/evaluate/fig3_group_differences.png", "reports/classify/table2.md"):
         assert (repo / output).is_file(), output
     table1 = (repo / "reports/evaluate/table1.md").read_text()
-    assert all(name in table1 for name in ("| LDM |", "| G2I |", "| G2I-l w/o Att |", "| G2I-l w/ Att |"))
+    assert all(f"| {name} |" in table1 for name in ("CGAN", "StackGAN", "AttnGAN", "LDM", "G2I", "G2I-l w/o Att",
+                                                     "G2I-l w/ Att"))
     table2 = (repo / "reports/classify/table2.md").read_text()
-    assert "| Real only |" in table2 and "| Real + G2I-l w/ Att |" in table2
+    assert "| Real only |" in table2 and "| Real + G2I-l w/ Att |" in table2 and "| Real + AttnGAN |" in table2
     metrics = run(repo, "dvc", "metrics", "show", "--json")
     assert metrics.returncode == 0 and "psnr" in metrics.stdout and "macro_f1" in metrics.stdout
     second = run(repo, "dvc", "repro")
@@ -111,7 +116,8 @@ def test_changing_a_qc_threshold_reruns_only_that_stage_and_later(repo):
     assert "cohort_report" not in ran
     assert ran <= {"genotype_qc", "genotypes", "validate_genotypes", "slices", "split", "train_autoencoder",
                    "encode_latents", "evaluate", "classify"} | {
-        f"{stage}@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att") for stage in ("train", "sample")}
+        f"{stage}@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att") for stage in ("train", "sample")} | {
+        f"{stage}@{v}" for v in ("cgan", "stackgan", "attngan") for stage in ("train_gan", "sample")}
 
 
 def test_failed_validation_stops_the_pipeline(repo):
