@@ -230,11 +230,14 @@ def verdict_paragraph(results: Mapping[str, Mapping[str, Any]], truth: dict | No
             continue
         vs = r["apoe_vs_truth"]
         significant = ci[0] is not None and (ci[0] > 0 or ci[1] < 0)
+        shuffle = r["panel_shuffle"]["mean_abs_log_ratio"]
         parts.append(f"{display_name(model)}: {effect:+.4f} log area per allele (95 % CI {ci[0]:+.4f} to {ci[1]:+.4f}) "
                      f"against {truth['log_area_per_allele']:+.4f} expected: "
                      f"{'same direction' if vs['same_direction'] else 'not the expected direction'}"
                      f"{' and distinguishable from zero' if significant else ', not distinguishable from zero'}, "
-                     f"{_fmt(vs['ratio_measured_to_expected'], 2)}x the expected size.")
+                     f"{_fmt(vs['ratio_measured_to_expected'], 2)}x the expected size"
+                     + (f"; but shuffling the other SNPs moves log area by {shuffle:.3f} on average, so the sweep is "
+                        "not specific to APOE." if shuffle is not None and shuffle > 2 * abs(effect) else "."))
     return "**Verdict.** " + " ".join(parts)
 
 
