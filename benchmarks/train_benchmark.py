@@ -6,7 +6,9 @@ Prints, per profile, measured in one run on this machine:
   overhead ratio      full Trainer step time / model-only step time (forward + backward + AdamW on a
                       batch already in memory); target <= 1.05
   MFU                 model FLOPs per step (torch FlopCounterMode, forward + backward) / step time /
-                      the matmul peak measured here (a large square matmul in the training dtype)
+                      the matmul peak measured here (a large square matmul in the training dtype).
+                      The FLOPs are NOMINAL: on CPU, oneDNN runs 3x3 convolutions with Winograd-style
+                      algorithms that need fewer multiplications, so a conv-heavy step can exceed 100 %.
 
     python benchmarks/train_benchmark.py                   # both profiles, sizes from params.yaml
     python benchmarks/train_benchmark.py --profile paper --batch-size 4 --steps 3   # CPU-friendly

@@ -251,8 +251,7 @@ def figure2(models: Sequence[str], ref: RealReference, generated_dir: Path, path
         test = load_set(generated_dir / model, "test")
         first = {int(r): i for i, r in reversed(list(enumerate(test["row"])))}
         rows[display_name(model)] = [test["images"][first[p]].astype(np.float32) if p in first else None for p in picks]
-    image_grid(rows, list(DIAGNOSES), path, "Fig. 2: real test slices and images generated from the same subjects' "
-                                            "genotype and diagnosis")
+    image_grid(rows, list(DIAGNOSES), path, "Fig. 2: real test slices; generated\nfrom the same subjects' conditions")
 
 
 def class_means(images: np.ndarray, labels: np.ndarray) -> list[np.ndarray | None]:
@@ -279,6 +278,6 @@ def figure3(models: Sequence[str], ref: RealReference, generated_dir: Path, path
         if real[0] is not None and generated[0] is not None:
             agreement[model] = float(np.corrcoef(real[0].ravel(), generated[0].ravel())[0, 1])
     limit = max(float(np.nanmax(np.abs(d))) for row in rows.values() for d in row if d is not None)
-    image_grid(rows, ["AD − CN", "MCI − CN"], path, "Fig. 3: mean image differences between diagnostic groups",
+    image_grid(rows, ["AD − CN", "MCI − CN"], path, "Fig. 3: mean differences\nbetween diagnostic groups",
                cmap="RdBu_r", vmin=-limit, vmax=limit, colorbar="intensity difference")
     return agreement

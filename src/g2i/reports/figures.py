@@ -32,7 +32,7 @@ def image_grid(rows: Mapping[str, Sequence[np.ndarray]], columns: Sequence[str],
     """A grid of H x W images: one row per `rows` entry (its name on the left), column titles on top."""
     plt = pyplot()
     n_rows, n_cols = len(rows), len(columns)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.9 * n_cols + (0.6 if colorbar else 0), 1.9 * n_rows + 0.5),
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.9 * n_cols + (1.2 if colorbar else 0), 1.9 * n_rows + 0.5),
                              squeeze=False)
     shown = None
     for i, (name, images) in enumerate(rows.items()):
@@ -51,8 +51,10 @@ def image_grid(rows: Mapping[str, Sequence[np.ndarray]], columns: Sequence[str],
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    if colorbar and shown is not None:
-        fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8, label=colorbar)
+    if colorbar and shown is not None:  # a slim bar in a margin of its own, so no panel is squeezed
+        fig.subplots_adjust(right=0.8)
+        bar = fig.add_axes([0.84, 0.35, 0.035, 0.3])
+        fig.colorbar(shown, cax=bar, label=colorbar)
     save_figure(fig, path)
 
 
