@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "sample",
     "evaluate",
     "classify",
+    "register",
 )
 
 

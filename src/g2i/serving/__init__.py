@@ -1,0 +1,1 @@
+"""Serving: the G2I pipelines as MLflow pyfunc models (models-from-code), the registry and promotion."""

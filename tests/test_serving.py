@@ -1,0 +1,228 @@
+"""Registry promotion and the real MLflow scoring server on loopback, with a tiny G2IPipeline."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .test_g2i_pipeline import SNPS, tiny_pipeline
+
+NAME = "g2i-test"
+SERVING = {"max_rows": 4, "max_steps": 20, "num_inference_steps": 2, "guidance_scale": 1.0, "sampler": "ddpm"}
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    import mlflow
+
+    root = tmp_path_factory.mktemp("registry")
+    model_dir = root / "models" / "g2i_l_att"
+    tiny_pipeline("g2i_l_att").save_pretrained(model_dir)
+    uri = f"sqlite:///{root}/mlflow.db"
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("g2i")
+    yield root, model_dir, uri
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+def register(model_dir, evaluation):
+    import mlflow
+
+    from g2i.serving.registry import register_variant
+
+    with mlflow.start_run():
+        return register_variant(model_dir, "g2i_l_att", evaluation, NAME, SERVING, "fd_cnn", False, {"g2i.profile": "test"})
+
+
+def aliases():
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    return {a: str(client.get_model_version_by_alias(NAME, a).version) for a in ("champion", "challenger")
+            if _has_alias(client, a)}
+
+
+def _has_alias(client, alias):
+    try:
+        client.get_model_version_by_alias(NAME, alias)
+        return True
+    except Exception:
+        return False
+
+
+def test_champion_moves_to_a_better_model_and_never_to_a_worse_or_unevaluated_one(registry):
+    _, model_dir, _ = registry
+    assert "champion" in register(model_dir, {"fd_cnn": 10.0, "psnr": 18.0})
+    assert aliases() == {"champion": "1"}
+    assert "does not beat" in register(model_dir, {"fd_cnn": 12.0})            # worse: stays
+    assert aliases() == {"champion": "1"}
+    assert "not promoted" in register(model_dir, None)                         # no evaluation
+    assert "not promoted" in register(model_dir, {"fd_cnn": float("nan")})     # failed evaluation
+    assert aliases() == {"champion": "1"}
+    assert "now challenger" in register(model_dir, {"fd_cnn": 5.0})             # better: moves
+    assert aliases() == {"champion": "5", "challenger": "1"}
+
+
+def test_logged_model_carries_no_subject_ids_or_training_images(registry):
+    import mlflow
+
+    _, model_dir, _ = registry
+    if not aliases():
+        register(model_dir, {"fd_cnn": 10.0})
+    path = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}@champion"))
+    files = [p for p in path.rglob("*") if p.is_file()]
+    assert any(p.name == "MLmodel" for p in files) and any(p.name == "pyfunc_model.py" for p in files)
+    assert not [p for p in files if p.suffix in (".npy", ".npz", ".nii", ".gz", ".mnc", ".csv")]
+    ptid = re.compile(rb"\d{3}_S_\d{4}")
+    assert not [p for p in files if ptid.search(p.read_bytes())]
+    requirements = next(p for p in files if p.name == "requirements.txt").read_text()
+    assert re.search(r"^torch==\d", requirements, re.M) and re.search(r"^diffusers==\d", requirements, re.M)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port: int, body: bytes, content_type: str = "application/json", path: str = "/invocations"):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def rows(n: int = 1, **extra) -> list[dict]:
+    return [{**{snp: float(i % 3) for snp in SNPS}, "diagnosis": ("CN", "MCI", "AD")[i % 3], "seed": i,
+             "num_inference_steps": 2, **extra} for i in range(n)]
+
+
+def split_json(records: list[dict]) -> bytes:
+    columns = list(records[0])
+    return json.dumps({"dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in records]}}).encode()
+
+
+def server_rss_kib(pid: int) -> int:
+    """Resident memory of the server and its worker processes."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            total += int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{current}/status").read_text()).group(1))
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (OSError, AttributeError):
+            continue
+        pending += [int(c) for c in children]
+    return total
+
+
+@pytest.fixture(scope="module")
+def server(registry):
+    root, model_dir, uri = registry
+    if not aliases():
+        register(model_dir, {"fd_cnn": 10.0})
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    log = open(root / "server.log", "w")
+    process = subprocess.Popen(["mlflow", "models", "serve", "-m", f"models:/{NAME}@champion", "--env-manager", "local",
+                                "-h", "127.0.0.1", "-p", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited: {(root / 'server.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(1)
+    else:
+        pytest.fail("server did not come up in 180 s")
+    yield port, process
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+def decode(body: bytes) -> list[np.ndarray]:
+    predictions = json.loads(body)["predictions"]
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(p["image_png_base64"])))) for p in predictions]
+
+
+def test_server_returns_brain_slices_as_png_and_repeats_itself_for_a_seed(server):
+    port, _ = server
+    status, body = request(port, split_json(rows(3)))
+    assert status == 200, body
+    images = decode(body)
+    predictions = json.loads(body)["predictions"]
+    assert len(images) == 3 and all(im.shape == (16, 16) and im.dtype == np.uint8 for im in images)
+    assert all(p["height"] == 16 and p["width"] == 16 for p in predictions)
+    again = decode(request(port, split_json(rows(3)))[1])
+    assert all(np.array_equal(a, b) for a, b in zip(images, again))
+    assert not np.array_equal(images[0], decode(request(port, split_json(rows(1, seed=99)))[1])[0])
+    header = ",".join(rows(1)[0])
+    csv = header + "\n" + ",".join(str(v) for v in rows(1)[0].values()) + "\n"
+    status, body = request(port, csv.encode(), "text/csv")
+    assert status == 200 and np.array_equal(decode(body)[0], images[0])
+
+
+@pytest.mark.parametrize("body", [
+    split_json([{k: v for k, v in rows(1)[0].items() if k != "rs1"}]),      # a SNP column missing
+    split_json(rows(1, rs2=3.0)),                                             # code outside 0/1/2
+    split_json(rows(1, diagnosis="FTD")),                                     # unknown diagnosis
+    split_json(rows(5)),                                                      # more rows than serving.max_rows
+    split_json(rows(1, num_inference_steps=500)),                             # steps above serving.max_steps
+    b'{"dataframe_split": {"columns": ["rs1"], "data": [[0]',                 # malformed JSON
+])
+def test_bad_requests_get_4xx_with_a_message_and_the_server_stays_up(server, body):
+    port, process = server
+    status, message = request(port, body)
+    assert 400 <= status < 500 and len(message) > 0, (status, message[:300])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=10) as response:
+        assert process.poll() is None and response.status == 200
+
+
+def test_load_8_clients_x_20_requests_no_5xx_bounded_memory(server):
+    port, process = server
+    request(port, split_json(rows(1)))  # warm
+    before = server_rss_kib(process.pid)
+    statuses, latencies = [], []
+
+    def client(k: int) -> None:
+        for i in range(20):
+            start = time.perf_counter()
+            status, _ = request(port, split_json(rows(1, seed=k * 100 + i)))
+            latencies.append(time.perf_counter() - start)
+            statuses.append(status)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = server_rss_kib(process.pid)
+    assert len(statuses) == 160 and all(s == 200 for s in statuses), sorted(set(statuses))
+    assert after - before < 512 * 1024, f"server memory grew by {(after - before) / 1024:.0f} MiB"
+    print(f"latency p50 {np.percentile(latencies, 50) * 1e3:.0f} ms, p95 {np.percentile(latencies, 95) * 1e3:.0f} ms")
