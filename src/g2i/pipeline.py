@@ -62,48 +62,6 @@ def save_nifti(image: np.ndarray, path: str | Path, z_mm: float) -> None:
     write_nifti_gz(mni_nifti(volume, slice_affine(z_mm, image.shape), "G2I generated slice, [-1, 1]"), path)
 
 
-class G2IPipelineOutput(BaseOutput):
-    images: np.ndarray   # B x H x W float32 in [-1, 1]
-    pil: list            # PIL.Image.Image, mode "L"
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """[-1, 1] intensities -> 0..255 grey levels."""
-    return np.round((np.clip(image, -1, 1) + 1) * 127.5).astype(np.uint8)
-
-
-def to_pil(image: np.ndarray):
-    from PIL import Image
-
-    return Image.fromarray(to_uint8(image), mode="L")
-
-
-def save_png(image: np.ndarray, path: str | Path) -> None:
-    """One H x W slice in [-1, 1] as an 8-bit grey PNG (written atomically)."""
-    from .io.atomic import atomic_file
-
-    with atomic_file(Path(path), "wb") as handle:
-        to_pil(image).save(handle, format="PNG")
-
-
-def save_nifti(image: np.ndarray, path: str | Path, z_mm: float) -> None:
-    """One H x W slice as a single-plane NIfTI in MNI ICBM152 space (the plane it was sampled from)."""
-    from .imaging.slicing import slice_affine
-    from .io.atomic import atomic_file
-    from .io.nifti import mni_nifti
-
-    volume = np.ascontiguousarray(np.asarray(image, dtype=np.float32).T[:, :, None])  # voxel axes x, y, z
-    nifti = mni_nifti(volume, slice_affine(z_mm, image.shape), "G2I generated slice, intensities in [-1, 1]")
-    with atomic_file(Path(path), "wb") as handle:
-        handle.write(nifti.to_bytes() if not str(path).endswith(".gz") else _gzip(nifti.to_bytes()))
-
-
-def _gzip(payload: bytes) -> bytes:
-    import gzip
-
-    return gzip.compress(payload, mtime=0)
-
-
 class G2IPipeline(DiffusionPipeline):
     """Generates axial T1 slices conditioned on genotype codes and / or a diagnosis (per variant)."""
 
