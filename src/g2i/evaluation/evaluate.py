@@ -236,8 +236,9 @@ def verdict_paragraph(results: Mapping[str, Mapping[str, Any]], truth: dict | No
                      f"{'same direction' if vs['same_direction'] else 'not the expected direction'}"
                      f"{' and distinguishable from zero' if significant else ', not distinguishable from zero'}, "
                      f"{_fmt(vs['ratio_measured_to_expected'], 2)}x the expected size"
-                     + (f"; but shuffling the other SNPs moves log area by {shuffle:.3f} on average, so the sweep is "
-                        "not specific to APOE." if shuffle is not None and shuffle > 2 * abs(effect) else "."))
+                     + (f"; for scale, swapping in other subjects' panel SNPs (APOE kept) moves log area by "
+                        f"{shuffle:.3f} on average (the cohort's polygenic score acts on the ventricles too)."
+                        if shuffle is not None else "."))
     return "**Verdict.** " + " ".join(parts)
 
 
