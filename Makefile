@@ -17,7 +17,7 @@ export HF_HUB_OFFLINE := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup plink2 cohort demo test preview clean-venv
+.PHONY: help setup plink2 cohort demo test preview register serve clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -53,6 +53,13 @@ test: setup  ## run the test suite
 
 preview: cohort  ## regenerate the README's CN vs AD preview figure (docs/img/cohort_preview.png)
 	$(BIN)/g2i cohort-report --raw data/raw --out reports/cohort/summary.json --figure docs/img/cohort_preview.png
+
+PORT ?= 5001
+register: setup  ## register the trained pipelines in the MLflow registry; 'champion' = best by register.metric
+	$(BIN)/g2i register
+
+serve: setup  ## serve the champion over HTTP on 127.0.0.1:$(PORT) (MLflow scoring server)
+	$(BIN)/mlflow models serve -m models:/g2i@champion --env-manager local -h 127.0.0.1 -p $(PORT)
 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)
