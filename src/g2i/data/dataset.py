@@ -83,3 +83,8 @@ class SliceGenotypeDataset(Dataset):
         if image.dim() == 2:
             image = image[None]  # slices are H x W; latents already C x h x w
         return {"x_0": image, "label": torch.tensor(self.labels[i]), "genotype": torch.from_numpy(self.codes[i])}
+
+    def stacked(self) -> dict[str, torch.Tensor]:
+        """Every item at once, as tensors with a leading item axis (the training sets fit in memory)."""
+        items = [self[i] for i in range(len(self))]
+        return {key: torch.stack([item[key] for item in items]) for key in items[0]}

@@ -24,11 +24,6 @@ from ..models.denoiser import check_variant, diagnosis_onehot
 from .trainer import TrainConfig, Trainer, prepare_checkpoints, settings_fingerprint
 
 
-def _stack(dataset: SliceGenotypeDataset) -> dict[str, torch.Tensor]:
-    items = [dataset[i] for i in range(len(dataset))]
-    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
-
-
 def diffusion_loss(variant_uses: tuple[bool, bool], noise_scheduler, condition_dropout: float):
     """The loss function handed to the Trainer (uses only the step's generator: exact resume)."""
     uses_label, uses_genotype = variant_uses
@@ -86,7 +81,7 @@ def train_diffusion(variant: str, params: Mapping[str, Any], paths: ProcessedPat
         train_cfg["max_steps"] = int(max_steps)
     cfg = TrainConfig.from_params(train_cfg)
     dataset = SliceGenotypeDataset(paths, "train", images=latents)
-    data = _stack(dataset)
+    data = dataset.stacked()
     data["z_0"] = data.pop("x_0") * float(vae.config.scaling_factor)
     z_mm = _slice_plane(paths)
     prepare_checkpoints(checkpoint_dir, diffusion_fingerprint(variant, params, train_cfg, data))

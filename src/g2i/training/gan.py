@@ -287,11 +287,6 @@ def damsm_pretrain_loss(damsm: DamsmConfig):
 
 # ---- training ---------------------------------------------------------------------------------------------
 
-def _stack(dataset: SliceGenotypeDataset) -> dict[str, torch.Tensor]:
-    items = [dataset[i] for i in range(len(dataset))]
-    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
-
-
 def train_config(params: Mapping[str, Any], variant: str, max_steps: int | None = None) -> TrainConfig:
     """training.gan with the per-variant overrides of training.gan.<variant> applied."""
     section = dict(params["training"]["gan"])
@@ -472,7 +467,7 @@ def _train_gan(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, o
     cfg = train_config(params, variant, max_steps)
     betas = adam_betas(params)
     dataset = SliceGenotypeDataset(paths, "train")
-    data = _stack(dataset)
+    data = dataset.stacked()
     image_size = _image_size(data["x_0"])
     gan_cfg = gan_config(model_cfg, variant)
     prepare_checkpoints(checkpoint_dir, _fingerprint(variant, params, cfg, data))
