@@ -12,13 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from g2i.config import load_params, resolve
+from g2i.errors import G2IError
 from g2i.genetics.panel import APOE_SNPS, load_panel
 from g2i.imaging.grid import Grid
 from g2i.synthetic.cohort import draw_cohort
 from g2i.synthetic.generate import GROUND_TRUTH, MANIFEST, MRI_PATTERN, generate_cohort
 from g2i.synthetic.genotypes import PHASE_FILESETS
+from g2i.synthetic.spec import DIAGNOSES, CohortSpec
 
-from .conftest import tiny_spec
+from .conftest import ROOT, tiny_spec
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -145,6 +148,51 @@ def test_diagnosis_proportions_and_e4_enrichment_at_paper_size():
     assert prs["AD"] > prs["CN"]
     assert doses.shape == (911, len(load_panel())) and set(np.unique(doses)) <= {0, 1, 2}
     assert table["PTID"].is_unique
+
+
+def test_apoe4_carrier_and_homozygote_rates_per_diagnosis_follow_the_config():
+    spec = tiny_spec(n_subjects=6000, subjects_without_mri=0, subjects_without_genotypes=0)
+    table, _ = draw_cohort(spec)
+    for dx in DIAGNOSES:
+        e4 = table.loc[table["DX"] == dx, "APOE4"]
+        assert abs((e4 >= 1).mean() - spec.apoe4_by_diagnosis["carrier"][dx]) < 0.03, dx
+        assert abs((e4 == 2).mean() - spec.apoe4_by_diagnosis["dose2"][dx]) < 0.03, dx
+    haplotypes = table[["APGEN1", "APGEN2"]].to_numpy()
+    assert (haplotypes[:, 0] <= haplotypes[:, 1]).all() and ((haplotypes == 4).sum(axis=1) == table["APOE4"]).all()
+    freq = spec.apoe_haplotype_freq  # non-e4 haplotypes keep the population e2 : e3 ratio
+    assert (haplotypes == 2).sum() / (haplotypes != 4).sum() == pytest.approx(freq["e2"] / (freq["e2"] + freq["e3"]), abs=0.01)
+    # the polygenic score still drives diagnosis; e4 depends on diagnosis only, not on the liability within it
+    prs = table.groupby("DX")["prs_z"].mean()
+    assert prs["AD"] > prs["MCI"] > prs["CN"]
+    for dx, members in table.groupby("DX"):
+        assert abs(members["liability"].corr(members["APOE4"])) < 0.1, dx
+
+
+ADNI1_APOE4 = {"carrier": {"CN": 0.27, "MCI": 0.53, "AD": 0.66}, "dose2": {"CN": 0.03, "MCI": 0.13, "AD": 0.20}}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["dose2"].update(AD=0.7), r"apoe4_by_diagnosis\.dose2\.AD = 0\.7 exceeds carrier\.AD"),
+    (lambda r: r["carrier"].update(MCI=1.2), r"apoe4_by_diagnosis\.carrier\.MCI must be within \[0, 1\]"),
+    (lambda r: r["dose2"].update(CN=-0.1), r"apoe4_by_diagnosis\.dose2\.CN must be within \[0, 1\]"),
+    (lambda r: r["carrier"].pop("MCI"), r"apoe4_by_diagnosis\.carrier needs a rate for each of CN, MCI, AD"),
+    (lambda r: r.pop("dose2"), r"apoe4_by_diagnosis needs exactly 'carrier' and 'dose2'"),
+])
+def test_bad_apoe4_by_diagnosis_is_named(change, message):
+    rates = {k: dict(v) for k, v in ADNI1_APOE4.items()}
+    change(rates)
+    with pytest.raises(G2IError, match=message):
+        tiny_spec(apoe4_by_diagnosis=rates)
+
+
+def test_missing_apoe4_by_diagnosis_is_named():
+    resolved = resolve(load_params(ROOT / "params.yaml"), "demo")
+    del resolved["synthesize"]["apoe4_by_diagnosis"]
+    with pytest.raises(G2IError, match="synthesize.apoe4_by_diagnosis is missing"):
+        CohortSpec.from_params(resolved)
+    resolved["synthesize"]["apoe4_by_diagnosis"] = 0.3
+    with pytest.raises(G2IError, match="bad value"):
+        CohortSpec.from_params(resolved)
 
 
 def test_ground_truth_effects_follow_diagnosis_and_e4():

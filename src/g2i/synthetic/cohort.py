@@ -1,9 +1,14 @@
-"""Who is in the synthetic cohort: genotypes, APOE, diagnosis from a genetic liability model, effects.
+"""Who is in the synthetic cohort: genotypes, diagnosis from a genetic liability model, APOE, effects.
 
-Diagnosis follows a liability-threshold model: liability = e4 log-odds x e4 dose + panel polygenic
-score (sum of log odds ratios x centred effect-allele dose) + logistic noise. Subjects are ranked by
-liability and the top fraction becomes AD, the next MCI, the rest CN, so class counts match the
-configured proportions exactly (the paper's 291 / 438 / 182 by default).
+Diagnosis follows a liability-threshold model: liability = panel polygenic score (sum of log odds
+ratios x centred effect-allele dose) + logistic noise. Subjects are ranked by liability and the top
+fraction becomes AD, the next MCI, the rest CN, so class counts match the configured proportions
+exactly (the paper's 291 / 438 / 182 by default).
+APOE is then drawn given diagnosis, because ADNI enrols e4-enriched clinical samples: a population
+e4 effect in the liability would give ~11 / 24 / 46 % carriers in CN / MCI / AD, ADNI-1 has ~27 / 53 /
+66 % (Petersen et al. 2010; see resources/apoe_by_diagnosis.md). e4 dose per subject comes from the
+configured carrier and e4/e4 rates of its diagnosis; the other haplotypes are e2 or e3 in the
+population ratio.
 Anatomy then follows diagnosis, e4 dose, polygenic score and age with the configured effect sizes.
 """
 
@@ -29,10 +34,18 @@ def stream(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, *key]))
 
 
-def draw_apoe(rng: np.random.Generator, n: int, freq: dict[str, float]) -> np.ndarray:
-    """Two APOE haplotypes per subject as numbers 2/3/4 (like APOERES APGEN1/APGEN2), sorted."""
-    haplotypes = rng.choice([2, 3, 4], size=(n, 2), p=[freq["e2"], freq["e3"], freq["e4"]])
-    return np.sort(haplotypes, axis=1)
+def draw_apoe(rng: np.random.Generator, dx: np.ndarray, by_dx: dict[str, dict[str, float]],
+              freq: dict[str, float]) -> np.ndarray:
+    """Two APOE haplotypes per subject as numbers 2/3/4 (like APOERES APGEN1/APGEN2), sorted.
+
+    e4 dose given diagnosis: P(2) = dose2, P(1) = carrier - dose2, P(0) = 1 - carrier (ascertainment,
+    not a population model); non-e4 haplotypes are e2 or e3 in the population ratio e2 : e3.
+    """
+    carrier, dose2 = (np.array([by_dx[k][d] for d in dx]) for k in ("carrier", "dose2"))
+    u = rng.random(len(dx))
+    e4 = (u < carrier).astype(int) + (u < dose2)  # one uniform: dose2 <= carrier keeps the doses nested
+    other = np.where(rng.random((len(dx), 2)) < freq["e2"] / (freq["e2"] + freq["e3"]), 2, 3)
+    return np.sort(np.where(np.arange(2) < e4[:, None], 4, other), axis=1)
 
 
 def polygenic_score(doses: np.ndarray, panel: pd.DataFrame) -> tuple[np.ndarray, float]:
@@ -95,15 +108,15 @@ def draw_cohort(spec: CohortSpec) -> tuple[pd.DataFrame, np.ndarray]:
     n_main = spec.n_subjects
     n = n_main + spec.subjects_without_mri + spec.subjects_without_genotypes
     doses = rng.binomial(2, panel["effect_allele_freq"].to_numpy(), size=(n, len(panel))).astype(np.int8)
-    apoe = draw_apoe(rng, n, spec.apoe_haplotype_freq)
-    e4 = (apoe == 4).sum(axis=1)
     prs, prs_sd = polygenic_score(doses, panel)
-    liability = spec.e4_log_odds_per_allele * e4 + prs + rng.logistic(size=n)
+    liability = prs + rng.logistic(size=n)
     proportions = np.array([spec.class_proportions[d] for d in DIAGNOSES])
     dx = np.concatenate([
         assign_diagnosis(liability[:n_main], spec.class_counts()),
         rng.choice(np.array(DIAGNOSES, dtype=object), size=n - n_main, p=proportions / proportions.sum()),
     ])
+    apoe = draw_apoe(rng, dx, spec.apoe4_by_diagnosis, spec.apoe_haplotype_freq)
+    e4 = (apoe == 4).sum(axis=1)
     has_mri = np.arange(n) < n_main + spec.subjects_without_genotypes
     has_genotypes = (np.arange(n) < n_main) | (np.arange(n) >= n_main + spec.subjects_without_genotypes)
 

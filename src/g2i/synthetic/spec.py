@@ -24,7 +24,7 @@ class CohortSpec:
     n_background_snps: int
     adni1_fraction: float
     apoe_haplotype_freq: dict[str, float]
-    e4_log_odds_per_allele: float
+    apoe4_by_diagnosis: dict[str, dict[str, float]]  # {"carrier" | "dose2": {diagnosis: rate}}
     effects: dict[str, Any]
     nuisance: ImageNuisance
     qc_failures: dict[str, int]
@@ -67,7 +67,8 @@ class CohortSpec:
                 n_background_snps=int(section["n_background_snps"]),
                 adni1_fraction=float(section["adni1_fraction"]),
                 apoe_haplotype_freq={k: float(v) for k, v in section["apoe_haplotype_freq"].items()},
-                e4_log_odds_per_allele=float(section["e4_log_odds_per_allele"]),
+                apoe4_by_diagnosis={str(k): {str(dx): float(v) for dx, v in dict(rates).items()}
+                                    for k, rates in dict(section["apoe4_by_diagnosis"]).items()},
                 effects=section["effects"],
                 nuisance=ImageNuisance(**section["image"]),
                 qc_failures={k: int(v) for k, v in section["qc_failures"].items()},
@@ -102,9 +103,29 @@ class CohortSpec:
         freq = self.apoe_haplotype_freq
         if set(freq) != {"e2", "e3", "e4"} or abs(sum(freq.values()) - 1) > 1e-6 or min(freq.values()) < 0:
             problems.append("apoe_haplotype_freq needs e2, e3, e4 frequencies summing to 1")
+        elif freq["e2"] + freq["e3"] <= 0:
+            problems.append("apoe_haplotype_freq: e2 + e3 must be positive (non-e4 haplotypes are drawn in their ratio)")
+        problems += _apoe4_problems(self.apoe4_by_diagnosis)
         if self.n_background_snps < 0 or any(v < 0 for v in self.qc_failures.values()):
             problems.append("SNP and QC-failure counts must not be negative")
         if self.n_jobs < 0:
             problems.append("n_jobs must be 0 (all cores) or positive")
         if problems:
             raise G2IError("invalid synthetic-cohort parameters:\n  - " + "\n  - ".join(problems))
+
+
+def _apoe4_problems(by_dx: dict[str, dict[str, float]]) -> list[str]:
+    """apoe4_by_diagnosis must give carrier and e4/e4 rates in [0, 1] for every diagnosis, dose2 <= carrier."""
+    key = "apoe4_by_diagnosis"
+    if set(by_dx) != {"carrier", "dose2"}:
+        return [f"{key} needs exactly 'carrier' and 'dose2' rates per diagnosis, got {sorted(by_dx)}"]
+    problems = []
+    for kind, rates in by_dx.items():
+        if set(rates) != set(DIAGNOSES):
+            problems.append(f"{key}.{kind} needs a rate for each of {', '.join(DIAGNOSES)} and no other, "
+                            f"got {sorted(rates)}")
+        problems += [f"{key}.{kind}.{dx} must be within [0, 1], got {v}" for dx, v in rates.items() if not 0 <= v <= 1]
+    carrier, dose2 = by_dx["carrier"], by_dx["dose2"]
+    problems += [f"{key}.dose2.{dx} = {dose2[dx]} exceeds carrier.{dx} = {carrier[dx]} (e4/e4 subjects are carriers)"
+                 for dx in DIAGNOSES if dx in carrier and dx in dose2 and dose2[dx] > carrier[dx]]
+    return problems
