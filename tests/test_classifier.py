@@ -11,7 +11,7 @@ import torch
 from g2i.errors import G2IError
 from g2i.evaluation.classifier import (METRICS, ClassifierConfig, SliceCNN, classification_metrics,
                                        evaluate_over_seeds, extract_features, fill_to_per_class, load_classifier,
-                                       predict, predict_proba, save_classifier, train_classifier)
+                                       predict, predict_proba, save_classifier, t_interval, train_classifier)
 
 FAST = ClassifierConfig(epochs=10, batch_size=32)
 
@@ -124,11 +124,12 @@ def test_evaluate_over_seeds_reports_mean_and_std(data):
     cfg = ClassifierConfig(epochs=2, batch_size=32)
     report = evaluate_over_seeds(x[:120], y[:120], x_test, y_test, cfg, seeds=[0, 1, 2], progress=False)
     assert report["seeds"] == [0, 1, 2] and [r["seed"] for r in report["per_seed"]] == [0, 1, 2]
-    assert set(report["mean"]) == set(report["std"]) == set(METRICS)
+    assert set(report["mean"]) == set(report["std"]) == set(report["ci95"]) == set(METRICS)
     for metric in METRICS:
         values = [r[metric] for r in report["per_seed"]]
         assert report["mean"][metric] == pytest.approx(np.mean(values))
         assert report["std"][metric] == pytest.approx(np.std(values, ddof=1))
+        assert report["ci95"][metric] == pytest.approx(t_interval(values))  # the 95 % t-interval over seeds
     assert report["n_train"] == 120 and report["n_test"] == 90
     json.dumps(report)
     with pytest.raises(ValueError, match="seeds"):

@@ -77,3 +77,29 @@ def test_bad_settings_and_missing_sets_are_clear_errors(tmp_path):
         SampleConfig.from_params({"per_class": 0})
     with pytest.raises(G2IError, match="dvc repro"):
         load_set(tmp_path, "test")
+
+
+def test_augment_fills_the_smallest_real_subsample(splits, tmp_path):
+    train, test = splits   # 4 training subjects per class
+    cfg = SampleConfig(per_subject=1, per_class=6, n_counterfactual=2)
+    generate = pipeline_generator(tiny_pipeline("g2i_l_att"), SAMPLING, progress=False)
+    counts = write_sets(generate, train, test, cfg, tmp_path, min_real=[1, 2, 4])
+    assert counts["augment"] == (6 - 1) + (6 - 2) + (6 - 4)
+    assert np.bincount(load_set(tmp_path, "augment")["label"], minlength=3).tolist() == [5, 4, 2]
+
+
+def test_guidance_sweep_set_uses_validation_subjects_and_the_counterfactual_noise(splits, tmp_path):
+    train, test = splits
+    pipe = tiny_pipeline("g2i_l_att")
+    cfg = SampleConfig(per_subject=1, per_class=4, n_counterfactual=3, guidance_sweep=(1.0, 3.0),
+                       guidance_models=("g2i_l_att",), guidance_per_subject=2)
+    counts = write_sets(pipeline_generator(pipe, SAMPLING, progress=False), train, test, cfg, tmp_path, val=test,
+                        generate_at=lambda w: pipeline_generator(pipe, {**SAMPLING, "guidance_scale": w}, progress=False))
+    assert counts["guidance"] == 2 * (3 * 2 + 3 * 3)     # per w: 2 images per val subject + 3 doses x 3 subjects
+    g, cf = load_set(tmp_path, "guidance"), load_set(tmp_path, "counterfactual")
+    assert g["w"].tolist() == [1.0, 3.0] and g["val_row"].tolist() == [0, 0, 1, 1, 2, 2]
+    np.testing.assert_array_equal(g["cf_row"], cf["row"])
+    np.testing.assert_array_equal(g["w0_dose_2"], cf["dose_2"])      # w = 1 is the plain conditional sampler
+    assert not np.array_equal(g["w1_dose_2"], cf["dose_2"])           # guidance changes the images
+    with pytest.raises(G2IError, match="guidance_sweep"):
+        SampleConfig.from_params({"guidance_sweep": [1.0, "x"]})

@@ -1,9 +1,20 @@
-"""g2i classify: Table 2, CN / MCI / AD classification trained on real vs real + generated slices."""
+"""g2i classify: Table 2, CN / MCI / AD classification trained on real vs real + generated slices.
+
+Outputs (under --out):
+
+    table2.md     Table 2 (mean and 95 % t-interval over seeds per metric), one sentence per augmented row
+                  on whether augmentation changed accuracy (paired over seeds); with classify.real_fractions
+                  below 1, a "Real-data scarcity" section (accuracy per fraction of the real subjects).
+    metrics.json  the DVC metrics, shaped as `metrics_summary` documents.
+    per_seed.json every row's full `evaluate_over_seeds` result (per-seed metrics and confusion matrices),
+                  keyed by row name: "real", "<model>", and "real@<f>", "<model>@<f>" for fractions f < 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 from . import add_common_arguments, model_names, resolved_params
 
@@ -11,8 +22,13 @@ NAME = "classify"
 HELP = "Table 2: the paper's 2-layer CNN on real slices alone and on real + generated slices, several seeds"
 DESCRIPTION = ("Train the paper's 2-layer CNN for 3-way CN/MCI/AD classification on the real training slices "
                "alone, then on real + each model's generated slices filled to sample.per_class per class; test on "
-               "the held-out test subjects; accuracy and macro precision / recall / F1 as mean +- std over "
-               "classify.seeds. One MLflow run per row.")
+               "the held-out test subjects; accuracy and macro precision / recall / F1 as mean, std and 95 % "
+               "t-interval over classify.seeds. For each fraction f < 1 in classify.real_fractions, the same rows "
+               "on a stratified subsample of f of the real training subjects (the real-data-scarcity curve). "
+               "One MLflow run per row.")
+
+REAL = "real"
+SENTENCE_METRIC = "accuracy"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,21 +38,172 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("reports/classify"))
 
 
-def table2_markdown(rows: dict, seeds: list[int], n_test: dict) -> str:
-    from ..evaluation.classifier import METRICS
+def row_name(name: str, fraction: float) -> str:
+    """A row's key in per_seed.json and MLflow: "real" / "<model>" at fraction 1.0, else "real@0.25" etc."""
+    from ..evaluation.classifier import fraction_key
+
+    return name if float(fraction) == 1.0 else f"{name}@{fraction_key(fraction)}"
+
+
+def _label(name: str) -> str:
     from ..evaluation.evaluate import display_name
 
+    return "Real only" if name == REAL else f"Real + {display_name(name)}"
+
+
+def _cell(result: Mapping[str, Any], metric: str) -> str:
+    """'mean (lo, hi)', or the mean alone where one seed leaves the interval undefined."""
+    ci = result["ci95"][metric]
+    mean = f"{result['mean'][metric]:.3f}"
+    return mean if ci is None else f"{mean} ({ci[0]:.3f}, {ci[1]:.3f})"
+
+
+def augmentation_sentence(name: str, result: Mapping[str, Any], real: Mapping[str, Any],
+                          metric: str = SENTENCE_METRIC) -> str:
+    """One markdown bullet: did adding `name`'s generated slices change `metric` against real-only?
+
+    The verdict rests on the paired difference over seeds (`paired_difference`): a change is claimed only
+    when its 95 % t-interval excludes 0. Whether the two rows' own intervals overlap is stated as well.
+    """
+    from ..evaluation.classifier import intervals_overlap, paired_difference
+
+    diff = paired_difference(result, real, [metric])[metric]
+    ours, base, d, ci = result["mean"][metric], real["mean"][metric], diff["mean"], diff["ci95"]
+    what = metric.replace("_", " ")
+    if ci is None:
+        return (f"- {_label(name)}: {what} {ours:.3f} vs {base:.3f} real only, a difference of {d:+.3f} from a "
+                "single seed: no interval, so no evidence of a change either way.")
+    if ci[0] > 0:
+        verdict = f"augmentation raised {what} by {d:.3f}"
+    elif ci[1] < 0:
+        verdict = f"augmentation lowered {what} by {-d:.3f}"
+    else:
+        verdict = f"augmentation did not clearly change {what} ({d:+.3f}, the interval includes 0)"
+    overlap = intervals_overlap(result["ci95"][metric], real["ci95"][metric])
+    return (f"- {_label(name)}: {verdict}: {ours:.3f} vs {base:.3f} real only; paired over {diff['n_seeds']} seeds, "
+            f"95 % CI of the difference {ci[0]:+.3f} to {ci[1]:+.3f}; the two rows' 95 % intervals "
+            f"{'overlap' if overlap else 'do not overlap'}.")
+
+
+def _sentences(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return [augmentation_sentence(name, result, rows[REAL]) for name, result in rows.items() if name != REAL]
+
+
+def table2_markdown(results: Mapping[float, Mapping[str, Mapping[str, Any]]], seeds: Sequence[int],
+                    n_test: Mapping[str, int], real_subjects: Mapping[float, Mapping[str, int]] | None = None,
+                    per_class: int | None = None) -> str:
+    """Table 2 and, when `results` holds fractions below 1, the "Real-data scarcity" section.
+
+    `results`: {fraction: {"real" | <model>: evaluate_over_seeds result}}; fraction 1.0 must be present
+    (it is Table 2). `real_subjects`: {fraction: {diagnosis: real training subjects kept}}, for the
+    scarcity table's first line.
+    """
+    from ..evaluation.classifier import METRICS, fraction_key
+
+    rows = results[1.0]
+    fill = f"sample.per_class = {per_class}" if per_class is not None else "sample.per_class"
     lines = ["# Table 2: AD-stage classification (CN / MCI / AD)", "",
-             f"The paper's 2-layer CNN; mean ± std over {len(seeds)} seeds {seeds}. Test set: held-out subjects "
-             f"({', '.join(f'{k} {v}' for k, v in n_test.items())}). Augmented rows add generated slices until each "
-             "class has sample.per_class training images.", "",
+             f"The paper's 2-layer CNN; mean (95 % t-interval) over {len(seeds)} seeds {list(seeds)}. Test set: "
+             f"held-out subjects ({', '.join(f'{k} {v}' for k, v in n_test.items())}). Augmented rows add generated "
+             f"slices until each class has {fill} training images. The intervals cover the training randomness "
+             "(initialisation, batch order, dropout) on one fixed test set, not the sampling of test subjects.", "",
              "| Training data | n train | " + " | ".join(m.replace('_', ' ') for m in METRICS) + " |",
              "|---|---|" + "---|" * len(METRICS)]
     for name, result in rows.items():
-        label = "Real only" if name == "real" else f"Real + {display_name(name)}"
-        cells = [f"{result['mean'][m]:.3f} ± {result['std'][m]:.3f}" for m in METRICS]
-        lines.append(f"| {label} | {result['n_train']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(name)} | {result['n_train']} | " + " | ".join(_cell(result, m) for m in METRICS)
+                     + " |")
+    sentences = _sentences(rows)
+    if sentences:
+        lines += ["", f"Augmentation vs real only ({SENTENCE_METRIC}):", "", *sentences]
+    fractions = sorted(results)
+    if len(fractions) > 1:
+        lines += ["", "## Real-data scarcity", "",
+                  f"{SENTENCE_METRIC.capitalize()}, mean (95 % t-interval) over the same seeds, when the classifier "
+                  "sees only a stratified random fraction f of the real training subjects (the same subjects for "
+                  "every row; those of a smaller f lie within those of a larger one). Augmented rows still fill each "
+                  f"class to {fill} with generated slices, so they use more of them at smaller f.", "",
+                  "| Training data | " + " | ".join(f"f = {fraction_key(f)}" for f in fractions) + " |",
+                  "|---|" + "---|" * len(fractions)]
+        if real_subjects:
+            lines.append("| Real subjects (" + " / ".join(next(iter(real_subjects.values()))) + ") | "
+                         + " | ".join(" / ".join(str(n) for n in real_subjects[f].values()) for f in fractions) + " |")
+        for name in rows:
+            lines.append(f"| {_label(name)} | "
+                         + " | ".join(_cell(results[f][name], SENTENCE_METRIC) for f in fractions) + " |")
+        smallest = fractions[0]
+        sentences = _sentences(results[smallest])
+        if sentences:
+            lines += ["", f"Augmentation vs real only at f = {fraction_key(smallest)} ({SENTENCE_METRIC}):", "",
+                      *sentences]
     return "\n".join(lines) + "\n"
+
+
+def _summary_row(result: Mapping[str, Any], real: Mapping[str, Any] | None) -> dict[str, Any]:
+    from ..evaluation.classifier import paired_difference
+
+    row = {"mean": result["mean"], "std": result["std"], "ci95": result["ci95"], "n_train": result["n_train"]}
+    if real is not None:
+        row["vs_real"] = {m: {"mean": d["mean"], "ci95": d["ci95"]} for m, d in paired_difference(result, real).items()}
+    return row
+
+
+def metrics_summary(results: Mapping[float, Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """The content of metrics.json (numbers as Python floats; None where undefined).
+
+        {"real":    {"mean": {metric}, "std": {metric}, "ci95": {metric: [lo, hi] | null}, "n_train": int},
+         "<model>": {... the same ..., "vs_real": {metric: {"mean": d, "ci95": [lo, hi] | null}}},
+         "scarcity": {"<f>": {"real": {... as above ..., "n_real": int},
+                              "<model>": {... as above ..., "n_real": int}}}}
+
+    Top-level rows are Table 2 (all real training subjects). "vs_real" is the mean per-seed difference
+    row - real-only and its 95 % t-interval (paired over seeds). "scarcity" appears only when
+    classify.real_fractions holds a fraction below 1; its keys are the fractions as text ("0.25", ...,
+    "1.0", ascending, 1.0 repeating the top-level rows so each fraction's block is complete), and "n_real"
+    counts the real slices in the row's training set (n_train - n_real are generated).
+    """
+    from ..evaluation.classifier import fraction_key
+
+    rows = results[1.0]
+    out: dict[str, Any] = {name: _summary_row(r, rows[REAL] if name != REAL else None) for name, r in rows.items()}
+    if len(results) > 1:
+        out["scarcity"] = {fraction_key(f): {name: {**_summary_row(r, results[f][REAL] if name != REAL else None),
+                                                    "n_real": r["n_real"]}
+                                             for name, r in results[f].items()}
+                           for f in sorted(results)}
+    return out
+
+
+def _augment_counts(folder: Path) -> list[int]:
+    """Generated images per class in `folder`/augment.npz, reading only the labels."""
+    import numpy as np
+
+    from ..data.dataset import DIAGNOSES
+    from ..evaluation.generated import load_set
+
+    path = folder / "augment.npz"
+    if not path.is_file():
+        load_set(folder, "augment")  # raises its "run the sample stage" error
+    with np.load(path, allow_pickle=False) as data:
+        labels = np.asarray(data["label"]).astype(np.int64)
+    return np.bincount(labels, minlength=len(DIAGNOSES)).tolist()
+
+
+def check_augment_suffices(counts: Mapping[str, Sequence[int]], real_counts: Sequence[int], per_class: int,
+                           fraction: float) -> None:
+    """G2IError before any training when a model's augment set cannot fill the smallest real subsample."""
+    from ..data.dataset import DIAGNOSES
+    from ..errors import G2IError
+
+    short = [f"{name}: {d} has {have[c]}, needs {per_class - real_counts[c]}"
+             for name, have in counts.items() for c, d in enumerate(DIAGNOSES)
+             if have[c] < per_class - real_counts[c]]
+    if short:
+        raise G2IError(f"classify.real_fractions: at f = {fraction} the real training slices per class are "
+                       f"{dict(zip(DIAGNOSES, real_counts))}, and filling each class to sample.per_class = "
+                       f"{per_class} needs more generated images than the augment sets hold ({'; '.join(short)}). "
+                       "The sample stage's augment set holds per_class minus the FULL real count per class "
+                       "(g2i.evaluation.generated.augment_set); drop the fractions below 1 or regenerate larger "
+                       "augment sets.")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -45,7 +212,9 @@ def run(args: argparse.Namespace) -> None:
 
     from ..config import repo_root
     from ..data.dataset import DIAGNOSES, ProcessedPaths, SliceGenotypeDataset
-    from ..evaluation.classifier import ClassifierConfig, evaluate_over_seeds, fill_to_per_class
+    from ..errors import G2IError
+    from ..evaluation.classifier import (ClassifierConfig, evaluate_over_seeds, fill_to_per_class,
+                                         scarcity_subsamples)
     from ..evaluation.evaluate import json_safe, real_images
     from ..evaluation.generated import SampleConfig, load_set
     from ..io.atomic import atomic_file, write_json
@@ -54,36 +223,55 @@ def run(args: argparse.Namespace) -> None:
     params = resolved_params(args)
     args.models = model_names(args.models)
     root = repo_root()
-    cfg = ClassifierConfig.from_params(params["classify"]["classifier"])
-    seeds = [int(s) for s in params["classify"]["seeds"]]
+    section = params["classify"]
+    cfg = ClassifierConfig.from_params(section["classifier"])
+    seeds = [int(s) for s in section["seeds"]]
     per_class = SampleConfig.from_params(params["sample"]).per_class
     paths = ProcessedPaths()
     paths.check()
     train, test = SliceGenotypeDataset(paths, "train"), SliceGenotypeDataset(paths, "test")
     x_train, x_test = real_images(train), real_images(test)
     n_test = {d: int((test.labels == i).sum()) for i, d in enumerate(DIAGNOSES)}
-    rows = {}
-    for name in ["real", *args.models]:
-        if name == "real":
-            images, labels = x_train, train.labels
-        else:
-            augment = load_set(args.generated / name, "augment")
-            images, labels, _ = fill_to_per_class(x_train, train.labels, augment["images"].astype(np.float32),
-                                                  augment["label"], per_class, seed=0)
-        print(f"classifier on {'real' if name == 'real' else 'real + ' + name} ({len(labels)} slices) ...")
-        rows[name] = evaluate_over_seeds(images, labels, x_test, test.labels, cfg, seeds)
-        with start_run(root, f"classify-{name}", run_tags(root, params["profile"], variant=name, stage="classify")):
-            log_new_params({"variant": name, "profile": params["profile"],
-                            **dict(flatten({"classify": params["classify"], "sample.per_class": per_class}))})
-            mlflow.log_metrics(numeric_metrics({"mean": rows[name]["mean"], "std": rows[name]["std"],
-                                                "n_train": rows[name]["n_train"]}))
-    table = table2_markdown(rows, seeds, n_test)
+    subjects = train.index["PTID"].to_numpy().astype(str)
+    keep = scarcity_subsamples(subjects, train.labels, section)
+    fractions = sorted(keep)
+    real_subjects = {f: {d: len(set(subjects[keep[f]][train.labels[keep[f]] == i])) for i, d in enumerate(DIAGNOSES)}
+                     for f in fractions}
+    smallest = fractions[0]
+    if smallest < 1:  # fail before hours of training, not at the first small fraction
+        check_augment_suffices({name: _augment_counts(args.generated / name) for name in args.models},
+                               np.bincount(train.labels[keep[smallest]], minlength=len(DIAGNOSES)).tolist(),
+                               per_class, smallest)
+    results: dict[float, dict[str, dict]] = {f: {} for f in reversed(fractions)}  # 1.0 (Table 2) first
+    for name in [REAL, *args.models]:
+        augment = None if name == REAL else load_set(args.generated / name, "augment")
+        for fraction in results:
+            real_x, real_y = x_train[keep[fraction]], train.labels[keep[fraction]]
+            if augment is None:
+                images, labels = real_x, real_y
+            else:
+                images, labels, _ = fill_to_per_class(real_x, real_y, augment["images"].astype(np.float32),
+                                                      augment["label"], per_class, seed=0)
+            row = row_name(name, fraction)
+            print(f"classifier on {'real' if name == REAL else 'real + ' + name}"
+                  f"{'' if fraction == 1.0 else f' ({fraction} of the real subjects)'} ({len(labels)} slices) ...")
+            result = evaluate_over_seeds(images, labels, x_test, test.labels, cfg, seeds)
+            result.update({"real_fraction": fraction, "n_real": int(len(real_y))})
+            results[fraction][name] = result
+            with start_run(root, f"classify-{row}", run_tags(root, params["profile"], variant=row, stage="classify")):
+                log_new_params({"variant": row, "profile": params["profile"], "real_fraction": str(fraction),
+                                **dict(flatten({"classify": section, "sample.per_class": per_class}))})
+                ci = {m: {"lo": v[0], "hi": v[1]} for m, v in result["ci95"].items() if v is not None}
+                mlflow.log_metrics(numeric_metrics({"mean": result["mean"], "std": result["std"], "ci95": ci,
+                                                    "n_train": result["n_train"], "n_real": result["n_real"]}))
+        del augment
+    table = table2_markdown(results, seeds, n_test, real_subjects, per_class)
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_file(args.out / "table2.md", "w") as handle:
         handle.write(table)
-    write_json(args.out / "metrics.json", json_safe({name: {"mean": r["mean"], "std": r["std"], "n_train": r["n_train"]}
-                                                     for name, r in rows.items()}))
-    write_json(args.out / "per_seed.json", json_safe(rows))
+    write_json(args.out / "metrics.json", json_safe(metrics_summary(results)))
+    write_json(args.out / "per_seed.json", json_safe({row_name(name, f): r for f, rows in results.items()
+                                                      for name, r in rows.items()}))
     with start_run(root, "classify-summary", run_tags(root, params["profile"], stage="classify")):
         mlflow.log_artifact(str(args.out / "table2.md"), "classify")
     print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from . import add_common_arguments, model_names, resolved_params
@@ -20,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", required=True, help="model names under --generated")
     parser.add_argument("--generated", type=Path, default=Path("data/generated"))
     parser.add_argument("--out", type=Path, default=Path("reports/evaluate"))
+    parser.add_argument("--autoencoder", type=Path, default=Path("models/autoencoder"),
+                        help="the trained autoencoder: its reconstructions measure how much of the e4 effect survives")
     parser.add_argument("--ground-truth", type=Path, default=Path("data/raw/synthetic/ground_truth.csv"),
                         help="the synthetic cohort's truth (absent for real ADNI: the sweep gets no target)")
 
@@ -32,6 +35,7 @@ def run(args: argparse.Namespace) -> None:
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
     from ..evaluation import evaluate as ev
     from ..evaluation import fidelity
+    from ..evaluation import truth_fidelity as tf
     from ..evaluation.classifier import ClassifierConfig
     from ..io.atomic import atomic_file, write_json
     from ..tracking import flatten, log_new_params, numeric_metrics, run_tags, start_run
@@ -60,12 +64,27 @@ def run(args: argparse.Namespace) -> None:
             truth["area_exponent"] = truth["empirical_area_exponent_vs_scale_target"]
             truth["log_area_per_allele"] = truth["log_area_per_allele_empirical_vs_scale_target"]
 
-    quality, fidelity_results = {}, {}
+    truth_ref = None
+    if truth is not None:
+        print("measuring the real slices against the planted truth (ceiling, autoencoder) ...")
+        try:
+            truth_ref = tf.TruthReference(*splits, ref.x_train, ref.x_test, gt, params["synthesize"]["effects"],
+                                          truth["log_area_per_allele"],
+                                          reconstructions=tf.reconstructions(args.autoencoder, ref.x_train),
+                                          seed=int(cfg["seed"]))
+        except ValueError as exc:   # e.g. a cohort too small for the intervals: report it, keep the tables
+            print(f"warning: no truth measures: {exc}", file=sys.stderr)
+
+    quality, fidelity_results, truth_results = {}, {}, {}
     for model in args.models:
         print(f"evaluating {model} ...")
         folder = args.generated / model
         quality[model] = ev.image_quality(folder, ref, cfg)
         fidelity_results[model] = ev.gene_fidelity(folder, ref, cfg, truth)
+        if truth_ref is not None:
+            truth_results[model] = tf.model_truth_fidelity(folder, truth_ref, ref.cnn, ref.f_train,
+                                                           fidelity_results[model]["apoe_sweep"])
+            fidelity_results[model]["truth"] = truth_results[model]
         with start_run(root, f"evaluate-{model}", run_tags(root, params["profile"], variant=model, stage="evaluate")):
             log_new_params({"variant": model, "profile": params["profile"], **dict(flatten({"evaluate": cfg}))})
             mlflow.log_metrics(numeric_metrics(ev.json_safe({"table1": quality[model],
@@ -77,13 +96,18 @@ def run(args: argparse.Namespace) -> None:
     agreement = ev.figure3(args.models, ref, args.generated, figure3)
     table1 = ev.table1_markdown(quality, ref.inception_reason)
     report = ev.fidelity_markdown(fidelity_results, truth, validation)
+    if truth_ref is not None:
+        report += "\n" + tf.table_markdown(truth_ref, truth_results, ev.display_name)
     for name, text in (("table1.md", table1), ("fidelity.md", report)):
         with atomic_file(args.out / name, "w") as handle:
             handle.write(text)
-    metrics = ev.json_safe({model: {**quality[model], "fig3_ad_cn_correlation_with_real": agreement.get(model)}
-                         for model in args.models})
+    metrics = ev.json_safe({model: {**quality[model], "fig3_ad_cn_correlation_with_real": agreement.get(model),
+                                    **tf.headline(truth_results.get(model))}
+                         for model in args.models}
+                           | ({"real": tf.headline_real(truth_ref)} if truth_ref is not None else {}))
     write_json(args.out / "metrics.json", metrics)
     write_json(args.out / "fidelity.json", ev.json_safe({"ground_truth": truth, "measure_validation": validation,
+                                                      "identifiability": truth_ref.summary() if truth_ref else None,
                                                       "models": fidelity_results}))
     with start_run(root, "evaluate-summary", run_tags(root, params["profile"], stage="evaluate")):
         for path in (figure2, figure3, args.out / "table1.md", args.out / "fidelity.md"):

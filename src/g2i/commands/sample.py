@@ -11,8 +11,9 @@ NAME = "sample"
 HELP = "generate the evaluation sets of one trained model (diffusion variant or GAN)"
 DESCRIPTION = ("Load models/<variant>/ and generate: several images per test subject (its genotype and "
                "diagnosis), per-class images that fill the classifier's training set to sample.per_class, and "
-               "the APOE e4 dose sweep on fixed noise. Writes data/generated/<variant>/{test,augment,"
-               "counterfactual}.npz and logs counts and a preview to MLflow.")
+               "the APOE e4 dose sweep on fixed noise; for sample.guidance_models, the classifier-free guidance sweep "
+               "on validation subjects. Writes data/generated/<variant>/{test,augment,counterfactual[,guidance]}.npz "
+               "and logs counts to MLflow.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +32,11 @@ def run(args: argparse.Namespace) -> None:
     from ..config import repo_root
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
     from ..evaluation.generated import SampleConfig, write_sets
-    from ..evaluation.models import load_generator
+    import numpy as np
+
+    from ..errors import G2IError
+    from ..evaluation.classifier import scarcity_subsamples
+    from ..evaluation.models import guided_generators, load_generator
     from ..io.atomic import atomic_dir, write_json
     from ..tracking import flatten, log_new_params, run_tags, start_run
 
@@ -42,13 +47,23 @@ def run(args: argparse.Namespace) -> None:
     paths.check()
     train, test = SliceGenotypeDataset(paths, "train"), SliceGenotypeDataset(paths, "test")
     generate, settings = load_generator(args.models / args.variant, params)
+    # enough augmentation images to fill the smallest real subsample of Table 2's scarcity curve
+    keep = scarcity_subsamples(train.index["PTID"].to_numpy().astype(str), train.labels, params["classify"])
+    min_real = np.bincount(train.labels[keep[min(keep)]], minlength=3)
+    generate_at = None
+    if args.variant in cfg.guidance_models and cfg.guidance_sweep:
+        if settings.get("sampler") == "gan":
+            raise G2IError(f"sample.guidance_models: {args.variant} is a GAN; classifier-free guidance needs a "
+                           "diffusion model")
+        generate_at = guided_generators(args.models / args.variant, params)
     with start_run(root, f"sample-{args.variant}", run_tags(root, params["profile"], variant=args.variant,
                                                                 stage="sample")):
         log_new_params({"variant": args.variant, "profile": params["profile"],
                         **dict(flatten({"sample": params["sample"], "generation": settings}))})
         started = time.perf_counter()
         with atomic_dir(args.out / args.variant, overwrite=True) as tmp:
-            counts = write_sets(generate, train, test, cfg, tmp)
+            counts = write_sets(generate, train, test, cfg, tmp, val=SliceGenotypeDataset(paths, "val"),
+                                generate_at=generate_at, min_real=min_real)
             seconds = time.perf_counter() - started
             # no timings in the output: the same settings must give the same bytes (DVC hashes this folder)
             write_json(tmp / "summary.json", {"variant": args.variant, "images": counts, "generation": settings})

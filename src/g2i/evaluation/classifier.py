@@ -5,9 +5,12 @@ on the real training images alone and on real images filled up with generated on
 and reports accuracy and macro precision / recall / F1 on 27 test images per class. It gives no further
 architecture or training detail, so we keep the plainest reading: two conv blocks, cross-entropy,
 Adam(W), no data augmentation (augmenting would blur what the generated images themselves add).
-We add: several seeds with mean +- std (`evaluate_over_seeds`), the penultimate features as a feature
-space trained on real slices for Frechet distance / KID (`extract_features`), and, by `predict` on
-generated images, a label-fidelity check (does a real-trained classifier recover the conditioning label).
+We add: several seeds with mean +- std and a 95 % t-interval (`evaluate_over_seeds`, `t_interval`), the
+paired per-seed difference of an augmented row against real-only (`paired_difference`), a stratified
+subsample of the real training subjects for the real-data-scarcity curve (`stratified_subject_subsample`),
+the penultimate features as a feature space trained on real slices for Frechet distance / KID
+(`extract_features`), and, by `predict` on generated images, a label-fidelity check (does a real-trained
+classifier recover the conditioning label).
 
 Images are N x H x W float arrays in [-1, 1]; labels are ints indexing `DIAGNOSES` (0=CN, 1=MCI, 2=AD).
 Training is bit-reproducible on CPU for a given seed (and thread count); on a GPU cuDNN may differ.
@@ -16,6 +19,7 @@ Training is bit-reproducible on CPU for a given seed (and thread count); on a GP
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -34,6 +38,7 @@ METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 FORMAT = "g2i-slice-cnn/1"
+CONFIDENCE = 0.95           # the two-sided level of every interval over seeds
 
 
 class SliceCNN(nn.Module):
@@ -305,13 +310,124 @@ def _summary(values: list[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) >= 2 else 0.0
 
 
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> list[float] | None:
+    """Two-sided t-interval for the mean of `values`: mean +- t(1 - (1 - confidence) / 2, n - 1) * s / sqrt(n).
+
+    `s` is the sample std (ddof=1). Returns [lo, hi], or None for a single value, where the spread (and so
+    the interval) is undefined. The seeds vary only the classifier's training (initialisation, batch order,
+    dropout) on a fixed test set, so the interval says how stable a row is, not how accurate the classifier
+    would be on other subjects.
+    """
+    from scipy import stats
+
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or len(arr) == 0:
+        raise ValueError(f"values: expected a non-empty 1-D sequence, got shape {arr.shape}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence: must lie in (0, 1), got {confidence}")
+    if len(arr) < 2:
+        return None
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(arr) - 1)) * float(arr.std(ddof=1)) / math.sqrt(len(arr))
+    mean = float(arr.mean())
+    return [mean - half, mean + half]
+
+
+def paired_difference(report: Mapping[str, Any], baseline: Mapping[str, Any],
+                      metrics: Sequence[str] = METRICS) -> dict[str, dict[str, Any]]:
+    """Per metric, `report` minus `baseline` seed by seed: {metric: {"mean", "ci95", "n_seeds"}}.
+
+    Both are `evaluate_over_seeds` results over the same seeds (a seed's two classifiers start from the
+    same initial weights and share the fixed test set); pairing removes the variation the two rows share
+    seed by seed, so this interval is the right test of a change, not whether the rows' intervals overlap.
+    `ci95` is None with a single seed.
+    """
+    seeds, base_seeds = [r["seed"] for r in report["per_seed"]], [r["seed"] for r in baseline["per_seed"]]
+    if seeds != base_seeds:
+        raise ValueError(f"paired difference needs the same seeds in the same order: {seeds} vs {base_seeds}")
+    out = {}
+    for metric in metrics:
+        diffs = [a[metric] - b[metric] for a, b in zip(report["per_seed"], baseline["per_seed"])]
+        out[metric] = {"mean": float(np.mean(diffs)), "ci95": t_interval(diffs), "n_seeds": len(diffs)}
+    return out
+
+
+def intervals_overlap(a: Sequence[float] | None, b: Sequence[float] | None) -> bool | None:
+    """Whether two closed intervals [lo, hi] share a point; None when either is undefined."""
+    if a is None or b is None:
+        return None
+    return bool(a[0] <= b[1] and b[0] <= a[1])
+
+
+def check_real_fractions(values: Any, name: str = "classify.real_fractions") -> list[float]:
+    """The real-data fractions of params.yaml, ascending, with 1.0 (Table 2 itself) always included.
+
+    Each must be a number in (0, 1]; the list must be non-empty and without repeats. Raises G2IError
+    naming `name` otherwise.
+    """
+    if not isinstance(values, (list, tuple)) or not values:
+        raise G2IError(f"params.yaml: {name} must be a non-empty list of fractions in (0, 1], got {values!r}")
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1]
+    if bad:
+        raise G2IError(f"params.yaml: {name}: every fraction must be a number in (0, 1], got {bad} in {list(values)}")
+    fractions = [float(v) for v in values]
+    if len(set(fractions)) != len(fractions):
+        raise G2IError(f"params.yaml: {name}: repeated fractions in {list(values)}")
+    return sorted(set(fractions) | {1.0})
+
+
+def fraction_key(fraction: float) -> str:
+    """The text form of a fraction in row names ("real@0.25") and JSON keys: Python's shortest repr."""
+    return repr(float(fraction))
+
+
+def stratified_subject_subsample(subjects: Sequence[str], labels: np.ndarray, fraction: float,
+                                 seed: int) -> np.ndarray:
+    """Indices (ascending) of the slices of a stratified random `fraction` of the subjects.
+
+    Per class, round(fraction x that class's subjects) subjects (halves rounded up), at least 1 when the
+    class has any, drawn with a generator seeded by (`seed`, class): the same arguments give the same
+    subsample on every call, and for one seed the subjects kept at a smaller fraction are a subset of
+    those kept at a larger one (a prefix of one permutation per class), so a scarcity curve is nested.
+    `fraction` 1.0 keeps every slice. Each subject must carry one label on all its slices.
+    """
+    subjects = np.asarray(subjects).astype(str)
+    labels = _check_labels(labels, len(subjects))
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction: must lie in (0, 1], got {fraction}")
+    label_of: dict[str, int] = {}
+    for subject, label in zip(subjects, labels):
+        if label_of.setdefault(subject, int(label)) != label:
+            raise ValueError(f"subject {subject}: slices carry different labels; cannot stratify by subject")
+    kept: list[str] = []
+    for c in range(N_CLASSES):
+        members = sorted(s for s, label in label_of.items() if label == c)
+        if not members:
+            continue
+        n_keep = min(len(members), max(1, math.floor(fraction * len(members) + 0.5)))
+        order = np.random.default_rng([seed, c]).permutation(len(members))
+        kept += [members[i] for i in order[:n_keep]]
+    return np.flatnonzero(np.isin(subjects, kept))
+
+
+def scarcity_subsamples(subjects: Sequence[str], labels: np.ndarray, section: Mapping[str, Any]) -> dict[float, np.ndarray]:
+    """{fraction: slice indices kept} for params.yaml `classify` (real_fractions, subsample_seed).
+
+    One function for `classify` and for `sample`, which must generate enough augmentation images to fill
+    the smallest fraction's training set."""
+    fractions = check_real_fractions(section["real_fractions"])
+    seed = section["subsample_seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise G2IError(f"params.yaml: classify.subsample_seed must be a non-negative int, got {seed!r}")
+    return {f: stratified_subject_subsample(subjects, labels, f, seed) for f in fractions}
+
+
 def evaluate_over_seeds(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
                         test_labels: np.ndarray, cfg: ClassifierConfig, seeds: Iterable[int],
                         progress: bool = True, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Train one classifier per seed, score it on the test set; per-seed metrics plus mean / std of each.
 
     Returns {"seeds", "per_seed": [{"seed", <METRICS>, "confusion_matrix"}], "mean": {metric},
-    "std": {metric}, "n_train", "n_test"}.
+    "std": {metric}, "ci95": {metric: [lo, hi] or None for one seed}, "n_train", "n_test"}.
     """
     from tqdm import tqdm
 
@@ -326,11 +442,13 @@ def evaluate_over_seeds(train_images: np.ndarray, train_labels: np.ndarray, test
     for seed in tqdm(seeds, desc="classifier seeds", unit="seed", disable=not progress):
         model = train_classifier(train_images, train_labels, cfg, seed, device=device)
         per_seed.append({"seed": seed, **classification_metrics(test_labels, predict(model, test_images))})
-    mean, std = {}, {}
+    mean, std, ci95 = {}, {}, {}
     for metric in METRICS:
-        mean[metric], std[metric] = _summary([row[metric] for row in per_seed])
-    return {"seeds": seeds, "per_seed": per_seed, "mean": mean, "std": std, "n_train": int(len(train_labels)),
-            "n_test": int(len(test_labels))}
+        values = [row[metric] for row in per_seed]
+        mean[metric], std[metric] = _summary(values)
+        ci95[metric] = t_interval(values)
+    return {"seeds": seeds, "per_seed": per_seed, "mean": mean, "std": std, "ci95": ci95,
+            "n_train": int(len(train_labels)), "n_test": int(len(test_labels))}
 
 
 def save_classifier(model: SliceCNN, cfg: ClassifierConfig, path: str | Path, overwrite: bool = False) -> Path:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -35,6 +35,9 @@ class SampleConfig:
     per_class: int = 100          # classifier training set filled to this many per class (paper: 500)
     n_counterfactual: int = 32    # subjects in the APOE e4 dose sweep
     seed: int = 0
+    guidance_sweep: tuple[float, ...] = ()   # classifier-free guidance scales w to compare (empty: no sweep)
+    guidance_models: tuple[str, ...] = ()    # diffusion models that get the sweep (it costs ~2x per w != 1)
+    guidance_per_subject: int = 1            # images per validation subject at each w
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "SampleConfig":
@@ -42,9 +45,16 @@ class SampleConfig:
         unknown = sorted(set(section) - known)
         if unknown:
             raise G2IError(f"params.yaml: unknown sample key(s) {unknown}; known: {sorted(known)}")
+        section = dict(section)
+        for key in ("guidance_sweep", "guidance_models"):
+            section[key] = tuple(section.get(key) or ())
         cfg = cls(**section)
-        if min(cfg.per_subject, cfg.per_class, cfg.n_counterfactual) <= 0:
-            raise G2IError("params.yaml: sample.per_subject, per_class and n_counterfactual must be positive")
+        if min(cfg.per_subject, cfg.per_class, cfg.n_counterfactual, cfg.guidance_per_subject) <= 0:
+            raise G2IError("params.yaml: sample.per_subject, per_class, n_counterfactual and guidance_per_subject "
+                           "must be positive")
+        bad = [w for w in cfg.guidance_sweep if not (isinstance(w, (int, float)) and 0 <= w <= 20)]
+        if bad:
+            raise G2IError(f"params.yaml: sample.guidance_sweep holds {bad}; guidance scales must be numbers in [0, 20]")
         return cfg
 
 
@@ -69,13 +79,17 @@ def test_set(generate: Generate, test: SliceGenotypeDataset, cfg: SampleConfig) 
             "ptid": test.index["PTID"].to_numpy()[rows].astype(str)}
 
 
-def augment_set(generate: Generate, train: SliceGenotypeDataset, cfg: SampleConfig) -> dict[str, np.ndarray]:
-    """Per class c, per_class - n_real(c) images (at least 0) with genotypes of class-c training subjects."""
+def augment_set(generate: Generate, train: SliceGenotypeDataset, cfg: SampleConfig,
+                min_real: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """Per class c, per_class - min_real[c] images (at least 0) with genotypes of class-c training subjects.
+
+    min_real: the fewest real slices per class that a classifier training set will hold (the smallest
+    fraction of the real-data-scarcity curve, classify.real_fractions); default all of them."""
     rng = np.random.default_rng(cfg.seed)
     rows = []
     for c in range(3):
         members = np.flatnonzero(train.labels == c)
-        need = max(cfg.per_class - len(members), 0)
+        need = max(cfg.per_class - (len(members) if min_real is None else int(min_real[c])), 0)
         if need and not len(members):
             raise G2IError(f"no training subject of class {c}: cannot draw conditions for its generated images")
         rows.append(rng.choice(members, need, replace=True) if need else np.empty(0, dtype=int))
@@ -88,8 +102,7 @@ def counterfactual_set(generate: Generate, train: SliceGenotypeDataset, cfg: Sam
     """Dose sweep and shuffled-panel control on the same noise (one seed, one batch layout per call)."""
     if "APOE4" not in train.snps:
         raise G2IError("genotype table has no APOE4 column: no dose sweep possible")
-    rng = np.random.default_rng(cfg.seed + 2)
-    rows = rng.choice(len(train), min(cfg.n_counterfactual, len(train)), replace=False)
+    rows, rng = _counterfactual_rows(train, cfg)
     codes = codes_with_nan(train.codes[rows])
     labels = train.labels[rows]
     apoe = train.snps.index("APOE4")
@@ -107,14 +120,53 @@ def counterfactual_set(generate: Generate, train: SliceGenotypeDataset, cfg: Sam
     return out
 
 
+def _counterfactual_rows(train: SliceGenotypeDataset, cfg: SampleConfig) -> tuple[np.ndarray, np.random.Generator]:
+    rng = np.random.default_rng(cfg.seed + 2)
+    return rng.choice(len(train), min(cfg.n_counterfactual, len(train)), replace=False), rng
+
+
+def guidance_set(generate_at: Callable[[float], Generate], train: SliceGenotypeDataset, val: SliceGenotypeDataset,
+                 cfg: SampleConfig) -> dict[str, np.ndarray]:
+    """The classifier-free guidance sweep: for each w in cfg.guidance_sweep, `guidance_per_subject` images
+    per VALIDATION subject (w is chosen on these, never on the test subjects) and the APOE e4 dose sweep
+    of the counterfactual subjects on the same noise as `counterfactual_set`.
+
+    Keys: w; val_row / val_label; cf_row / cf_label; w<i>_val and w<i>_dose_<d> (images at w = w[i]).
+    """
+    if "APOE4" not in train.snps:
+        raise G2IError("genotype table has no APOE4 column: no dose sweep possible")
+    rows_val = np.repeat(np.arange(len(val)), cfg.guidance_per_subject)
+    rows_cf, _ = _counterfactual_rows(train, cfg)
+    codes_val, codes_cf = codes_with_nan(val.codes[rows_val]), codes_with_nan(train.codes[rows_cf])
+    apoe = train.snps.index("APOE4")
+    out: dict[str, np.ndarray] = {"w": np.asarray(cfg.guidance_sweep, dtype=np.float64), "val_row": rows_val,
+                                  "val_label": val.labels[rows_val], "cf_row": rows_cf, "cf_label": train.labels[rows_cf]}
+    for i, w in enumerate(cfg.guidance_sweep):
+        generate = generate_at(float(w))
+        out[f"w{i}_val"] = generate(codes_val, val.labels[rows_val], cfg.seed).astype(np.float16)
+        for dose in DOSES:
+            swept = codes_cf.copy()
+            swept[:, apoe] = dose
+            out[f"w{i}_dose_{dose}"] = generate(swept, train.labels[rows_cf], cfg.seed + 3).astype(np.float16)
+    return out
+
+
 def write_sets(generate: Generate, train: SliceGenotypeDataset, test: SliceGenotypeDataset, cfg: SampleConfig,
-               out: str | Path) -> dict[str, int]:
-    """All three sets into `out`/{test,augment,counterfactual}.npz; returns the image count of each."""
+               out: str | Path, val: SliceGenotypeDataset | None = None,
+               generate_at: Callable[[float], Generate] | None = None,
+               min_real: Sequence[int] | None = None) -> dict[str, int]:
+    """All sets into `out`/<name>.npz (test, augment, counterfactual; plus `guidance` when `generate_at`,
+    a generator factory per guidance scale, and the validation split are given); returns image counts."""
     out = Path(out)
     counts = {}
-    for name, build in (("test", lambda: test_set(generate, test, cfg)),
-                        ("augment", lambda: augment_set(generate, train, cfg)),
-                        ("counterfactual", lambda: counterfactual_set(generate, train, cfg))):
+    builds = [("test", lambda: test_set(generate, test, cfg)),
+              ("augment", lambda: augment_set(generate, train, cfg, min_real)),
+              ("counterfactual", lambda: counterfactual_set(generate, train, cfg))]
+    if generate_at is not None and cfg.guidance_sweep:
+        if val is None:
+            raise G2IError("the guidance sweep needs the validation split")
+        builds.append(("guidance", lambda: guidance_set(generate_at, train, val, cfg)))
+    for name, build in builds:
         arrays = build()
         _save(out / f"{name}.npz", **arrays)
         counts[name] = int(sum(v.shape[0] for k, v in arrays.items() if v.ndim == 3))

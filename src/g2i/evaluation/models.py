@@ -28,6 +28,14 @@ def load_generator(model_dir: str | Path, params: Mapping[str, Any], progress: b
                    f"{model_dir.name}`) first")
 
 
+def guided_generators(model_dir: str | Path, params: Mapping[str, Any]):
+    """w -> `generate` of one diffusion pipeline at guidance scale w (the sweep loads the weights once)."""
+    from ..training.diffusion import load_variant
+
+    pipe = load_variant(Path(model_dir))
+    return lambda w: pipeline_generator(pipe, {**params["sampling"], "guidance_scale": float(w)}, progress=False)
+
+
 def gan_generator(model_dir: Path, batch_size: int = 256) -> Generate:
     """`generate` for a GAN baseline: one forward pass per batch; z from a CPU generator seeded by `seed`."""
     import numpy as np

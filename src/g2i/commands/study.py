@@ -1,0 +1,120 @@
+"""g2i study: the paper's experiment at the paper's cohort size on a CPU, against the planted truth.
+
+Runs the whole DVC pipeline under another profile (default `study`) in a clone of this repository's
+HEAD (`.study/` by default, ignored by git and DVC), so the demo's workspace, data.dvc and dvc.lock stay
+untouched: clone, set `profile`, generate that profile's synthetic cohort, `dvc add data/raw`,
+`dvc repro`, then write docs/results/<profile>.{json,md} (and figures) HERE from the clone's reports,
+with the commit and the wall time of the whole run. Rerunning resumes: DVC skips finished stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+NAME = "study"
+HELP = "run the pipeline under the `study` profile in a clone (.study/) and write docs/results/study.{md,json}"
+DESCRIPTION = ("The paper's experiment at the paper's cohort size on a CPU: clone HEAD into --workdir, set the "
+               "profile, generate its synthetic cohort, dvc repro, then write docs/results/<profile>.md/.json from "
+               "the run's reports with the commit and the wall time. Commit your changes first: the clone runs HEAD.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="study", help="profile to run (default: study)")
+    parser.add_argument("--workdir", type=Path, default=Path(".study"),
+                        help="where the clone runs (default: .study; reused, so a rerun resumes)")
+    parser.add_argument("--results", type=Path, default=Path("docs/results"),
+                        help="where <profile>.md / .json and the figures go (default: docs/results)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only rebuild the results from an existing --workdir run (wall time from its record)")
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    from ..errors import G2IError
+
+    print("+ " + " ".join(cmd), flush=True)
+    if subprocess.run(cmd, cwd=cwd, env=env).returncode != 0:
+        raise G2IError(f"`{' '.join(cmd)}` failed in {cwd} (see its output above); rerun `make study` to resume")
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def prepare_clone(root: Path, workdir: Path, profile: str) -> str:
+    """A clone of HEAD in `workdir` with `profile` selected; returns the commit it runs."""
+    from ..errors import G2IError
+
+    commit = _git(root, "rev-parse", "HEAD")
+    if _git(root, "status", "--porcelain", "--untracked-files=no"):
+        print("note: uncommitted changes are not part of the study (the clone runs HEAD)", file=sys.stderr)
+    if not (workdir / ".git").exists():
+        if workdir.exists() and any(workdir.iterdir()):
+            raise G2IError(f"{workdir}: exists and is not a clone from an earlier study; remove it or pass --workdir")
+        _run(["git", "clone", "--quiet", "--no-checkout", str(root), str(workdir)], cwd=root)
+    _run(["git", "fetch", "--quiet", str(root), commit], cwd=workdir)
+    _run(["git", "checkout", "--quiet", "--force", "--detach", commit], cwd=workdir)
+    params = workdir / "params.yaml"
+    text, n = re.subn(r"(?m)^profile: *\S+", f"profile: {profile}", params.read_text(), count=1)
+    if n != 1:
+        raise G2IError(f"{params}: no top-level `profile:` line to set")
+    params.write_text(text)
+    return commit
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..config import load_params, repo_root
+    from ..errors import G2IError
+    from ..io.atomic import write_json
+    from ..reports.results import write_results
+
+    root = repo_root()
+    if args.profile not in load_params()["profiles"]:
+        raise G2IError(f"unknown profile '{args.profile}' (params.yaml: profiles)")
+    workdir = args.workdir if args.workdir.is_absolute() else root / args.workdir
+    record = workdir / "reports" / "study_run.json"
+    if args.report_only:
+        import json
+
+        if not record.is_file():
+            raise G2IError(f"{record}: no finished study run to report; run `make study` first")
+        run_info = json.loads(record.read_text())
+    else:
+        started = time.time()
+        commit = prepare_clone(root, workdir, args.profile)
+        marker = workdir / ".study_started"
+        resumed = marker.is_file()   # a resumed run measures only its own part: never report that as the total
+        marker.touch()
+        bin_dir = str(Path(sys.executable).parent)
+        env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+               "PYTHONPATH": str(workdir / "src"),        # the clone's code, not this checkout's editable install
+               "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")}
+        g2i, dvc = str(Path(bin_dir) / "g2i"), str(Path(bin_dir) / "dvc")
+        if not (workdir / "data" / "raw").is_dir():
+            _run([g2i, "synthesize", "--profile", args.profile, "--out", "data/raw"], cwd=workdir, env=env)
+        _run([dvc, "add", "--quiet", "data/raw"], cwd=workdir, env=env)   # this profile's cohort, in the clone
+        _run([dvc, "repro"], cwd=workdir, env=env)
+        run_info = {"profile": args.profile, "commit": commit, "wall_seconds": round(time.time() - started, 1),
+                    "cpu": _cpu_model(), "cores": os.cpu_count()}
+        run_info["resumed"] = resumed
+        write_json(record, run_info)
+    results = args.results if args.results.is_absolute() else root / args.results
+    paths = write_results(workdir, results, run_info)
+    print("wrote " + ", ".join(str(p.relative_to(root)) for p in paths))
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
