@@ -17,7 +17,7 @@ export HF_HUB_OFFLINE := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup plink2 cohort demo test preview register serve clean-venv
+.PHONY: help setup plink2 cohort demo study test preview register serve clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,6 +47,9 @@ cohort: setup  ## generate the synthetic cohort into data/raw when it is absent
 demo: cohort  ## run the whole pipeline on the synthetic cohort (dvc repro)
 	$(BIN)/dvc repro
 	@$(BIN)/dvc status data.dvc
+
+study: setup  ## the paper's cohort size on this CPU, against the planted truth (clone in .study/; docs/results/study.*)
+	$(BIN)/g2i study
 
 test: setup  ## run the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -71,7 +71,6 @@ def run(args: argparse.Namespace) -> None:
     from ..config import load_params, repo_root
     from ..errors import G2IError
     from ..io.atomic import write_json
-    from ..reports.results import write_results
 
     root = repo_root()
     if args.profile not in load_params()["profiles"]:
@@ -103,6 +102,8 @@ def run(args: argparse.Namespace) -> None:
                     "cpu": _cpu_model(), "cores": os.cpu_count()}
         run_info["resumed"] = resumed
         write_json(record, run_info)
+    from ..reports.results import write_results
+
     results = args.results if args.results.is_absolute() else root / args.results
     paths = write_results(workdir, results, run_info)
     print("wrote " + ", ".join(str(p.relative_to(root)) for p in paths))
