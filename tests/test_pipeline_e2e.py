@@ -138,3 +138,26 @@ def test_corrupted_genotype_table_fails_the_stage(repo):
     result = run(repo, "dvc", "repro", "--single-item", "validate_genotypes")
     assert result.returncode != 0
     assert "genotypes.csv" in result.stderr and table.columns[2] in result.stderr
+
+
+def test_results_page_is_generated_from_the_run(repo, tmp_path):
+    """docs/results/<profile>.{json,md}: the study's page, from the reports of a finished `dvc repro`."""
+    import json
+
+    from g2i.reports.results import write_results
+
+    assert run(repo, "dvc", "repro").returncode == 0
+    run_info = {"profile": "demo", "commit": "0" * 40, "wall_seconds": 12.5, "cpu": "test CPU", "cores": 2}
+    paths = write_results(repo, tmp_path, run_info)
+    data = json.loads((tmp_path / "demo.json").read_text())
+    assert {"profile", "commit", "wall_seconds", "ceiling", "autoencoder", "models", "table2"} <= set(data)
+    fidelity = json.loads((repo / "reports/evaluate/fidelity.json").read_text())
+    assert data["ceiling"]["slope"] == fidelity["identifiability"]["ceiling_train"]["slope"]
+    assert data["ceiling"]["truth"] == fidelity["ground_truth"]["log_area_per_allele"]
+    assert set(data["models"]) == {"cgan", "stackgan", "attngan", "ldm", "g2i", "g2i_l_noatt", "g2i_l_att"}
+    classify = json.loads((repo / "reports/classify/metrics.json").read_text())
+    assert data["table2"]["real"]["accuracy_mean"] == classify["real"]["mean"]["accuracy"]
+    text = (tmp_path / "demo.md").read_text()
+    assert f"{data['ceiling']['slope']:+.4f}" in text and "0.2 min" in text and "| Real only |" in text
+    assert (tmp_path / "demo/fidelity.png").is_file() and (tmp_path / "demo/e4_sweep.png").is_file()
+    assert all(p.exists() for p in paths)

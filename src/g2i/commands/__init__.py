@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "train",
     "sample",
     "evaluate",
+    "probe",
     "classify",
     "register",
     "study",

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> None:
         with start_run(root, f"evaluate-{model}", run_tags(root, params["profile"], variant=model, stage="evaluate")):
             log_new_params({"variant": model, "profile": params["profile"], **dict(flatten({"evaluate": cfg}))})
             mlflow.log_metrics(numeric_metrics(ev.json_safe({"table1": quality[model],
-                                                             "fidelity": fidelity_results[model]})))
+                                                             "fidelity": fidelity_results[model],
+                                                             "truth": tf.headline(truth_results.get(model))})))
 
     args.out.mkdir(parents=True, exist_ok=True)
     figure2, figure3 = args.out / "fig2_samples.png", args.out / "fig3_group_differences.png"
@@ -112,6 +113,8 @@ def run(args: argparse.Namespace) -> None:
     with start_run(root, "evaluate-summary", run_tags(root, params["profile"], stage="evaluate")):
         for path in (figure2, figure3, args.out / "table1.md", args.out / "fidelity.md"):
             mlflow.log_artifact(str(path), "evaluate")
+        if truth_ref is not None:   # the identifiability ceiling and the autoencoder's share of it
+            mlflow.log_metrics(numeric_metrics(ev.json_safe({"truth": tf.headline_real(truth_ref)})))
     print(table1)
     print(report)
 

@@ -166,9 +166,12 @@ def headline(result: Mapping[str, Any] | None) -> dict:
     if not result or "not_measurable" in result:
         return {}
     s, le, cond = result["sweep"], result["label_effect_ratio"], result["conditional"]
-    out = {"sweep_to_ceiling": s["to_ceiling"]["ratio"], "sweep_to_truth": s["to_truth"]["ratio"],
+    (lo, hi), (rlo, rhi) = s["to_ceiling"]["ci95"], cond["ci95"]
+    out = {"sweep_to_ceiling": s["to_ceiling"]["ratio"], "sweep_to_ceiling_ci95_lo": lo, "sweep_to_ceiling_ci95_hi": hi,
+           "sweep_to_truth": s["to_truth"]["ratio"],
            "label_effect_ratio_ad_cn": le["AD-CN"]["ratio"], "label_effect_ratio_mci_cn": le["MCI-CN"]["ratio"],
-           "conditional_r": cond["r"], "conditional_r_ceiling": cond["ceiling"]["r"]}
+           "conditional_r": cond["r"], "conditional_r_ci95_lo": rlo, "conditional_r_ci95_hi": rhi,
+           "conditional_r_ceiling": cond["ceiling"]["r"]}
     if "guidance" in result:
         out["guidance_chosen"] = result["guidance"]["chosen"]
     return out
