@@ -48,8 +48,9 @@ demo: cohort  ## run the whole pipeline on the synthetic cohort (dvc repro)
 	$(BIN)/dvc repro
 	@$(BIN)/dvc status data.dvc
 
+STUDY_PROFILE ?= study
 study: setup  ## the paper's cohort size on this CPU, against the planted truth (clone in .study/; docs/results/study.*)
-	$(BIN)/g2i study
+	$(BIN)/g2i study --profile $(STUDY_PROFILE) --workdir .$(STUDY_PROFILE)
 
 test: setup  ## run the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -57,3 +57,14 @@ def test_report_only_without_a_run_and_unknown_profile_are_plain_errors(tmp_path
     assert "no finished study run" in capsys.readouterr().err
     assert main(["study", "--profile", "nosuch", "--workdir", str(tmp_path / "none")]) == 2
     assert "unknown profile 'nosuch'" in capsys.readouterr().err
+
+
+def test_a_resumed_study_adds_its_time_as_a_part_never_replacing_the_first():
+    from g2i.commands.study import run_parts
+
+    first = run_parts({}, 3600.0, "a" * 40, resumed=False)
+    assert first == [{"seconds": 3600.0, "commit": "a" * 40, "resumed": False}]
+    second = run_parts({"parts": first, "wall_seconds": 3600.0, "commit": "a" * 40}, 300.0, "b" * 40, resumed=True)
+    assert [p["seconds"] for p in second] == [3600.0, 300.0] and second[1]["resumed"]
+    legacy = run_parts({"wall_seconds": 3500.0, "commit": "c" * 40, "resumed": False}, 200.0, "d" * 40, True)
+    assert [p["seconds"] for p in legacy] == [3500.0, 200.0]

@@ -10,6 +10,7 @@ with the commit and the wall time of the whole run. Rerunning resumes: DVC skips
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -78,8 +79,6 @@ def run(args: argparse.Namespace) -> None:
     workdir = args.workdir if args.workdir.is_absolute() else root / args.workdir
     record = workdir / "reports" / "study_run.json"
     if args.report_only:
-        import json
-
         if not record.is_file():
             raise G2IError(f"{record}: no finished study run to report; run `make study` first")
         run_info = json.loads(record.read_text())
@@ -98,15 +97,26 @@ def run(args: argparse.Namespace) -> None:
             _run([g2i, "synthesize", "--profile", args.profile, "--out", "data/raw"], cwd=workdir, env=env)
         _run([dvc, "add", "--quiet", "data/raw"], cwd=workdir, env=env)   # this profile's cohort, in the clone
         _run([dvc, "repro"], cwd=workdir, env=env)
-        run_info = {"profile": args.profile, "commit": commit, "wall_seconds": round(time.time() - started, 1),
-                    "cpu": _cpu_model(), "cores": os.cpu_count()}
-        run_info["resumed"] = resumed
+        # Every invocation is one part; a resumed one reruns only the stages its commit changed. The total
+        # is their sum, and the page lists the parts, so a partial rerun is never passed off as the whole.
+        earlier = json.loads(record.read_text()) if resumed and record.is_file() else {}
+        parts = run_parts(earlier, round(time.time() - started, 1), commit, resumed)
+        run_info = {"profile": args.profile, "commit": commit, "parts": parts, "cpu": _cpu_model(),
+                    "wall_seconds": round(sum(p["seconds"] for p in parts), 1), "cores": os.cpu_count()}
         write_json(record, run_info)
     from ..reports.results import write_results
 
     results = args.results if args.results.is_absolute() else root / args.results
     paths = write_results(workdir, results, run_info)
     print("wrote " + ", ".join(str(p.relative_to(root)) for p in paths))
+
+
+def run_parts(earlier: dict, seconds: float, commit: str, resumed: bool) -> list[dict]:
+    """The invocations of one study so far: the earlier record's (one part for a record that predates parts,
+    none for a fresh start) plus this one."""
+    parts = list(earlier.get("parts") or ([{"seconds": earlier["wall_seconds"], "commit": earlier["commit"],
+                                            "resumed": earlier.get("resumed", False)}] if earlier else []))
+    return parts + [{"seconds": seconds, "commit": commit, "resumed": resumed}]
 
 
 def _cpu_model() -> str:

@@ -65,6 +65,13 @@ class TruthReference:
         areas_test = fidelity.lateral_ventricle_area(x_test)
         self.ceiling = truth.slope_on_images(areas_train, split_apoe4(train), train.labels)
         self.ceiling_test = truth.slope_on_images(areas_test, split_apoe4(test), test.labels)
+        # What these very subjects drew: the same slope on the planted volume multiplier itself (log volume
+        # per allele, no image involved). Set against the model's parameter it separates the luck of the
+        # draw from any loss in the images or the area measure.
+        self.drawn = {name: truth.slope_on_images(self.rows[name]["ventricle_scale_target"].to_numpy(np.float64),
+                                                  split_apoe4(ds), ds.labels)
+                      for name, ds in (("train", train), ("test", test))}
+        self.planted_log_volume = float(fidelity._ventricle_effects(effects)["e4_log_per_allele"])
         self.autoencoder = None
         if reconstructions is not None:
             self.autoencoder = truth.slope_on_images(fidelity.lateral_ventricle_area(reconstructions),
@@ -99,6 +106,7 @@ class TruthReference:
 
     def summary(self) -> dict:
         return {"ceiling_train": self.ceiling, "ceiling_test": self.ceiling_test, "truth": self.truth,
+                "drawn_log_volume": {"planted": self.planted_log_volume, **self.drawn},
                 "ceiling_to_truth": self.ceiling["slope"] / self.truth, "autoencoder": self.autoencoder,
                 "label_effects_real_test": self.label_effects_real, "measurement": self.measurement,
                 "real_test_conditional": self.real_test_conditional}
@@ -208,6 +216,10 @@ def table_markdown(ref: TruthReference, results: Mapping[str, Mapping[str, Any]]
         a = ref.autoencoder
         lines.append(f"| Autoencoder reconstructions of the training slices | {a['slope']:+.4f} | {ci(a['ci95'], 4)} "
                      f"| {a['n']} |")
+    d = ref.drawn["train"]
+    lines += ["", f"The planted multiplier itself (log ventricle volume per allele, no image): parameter "
+                  f"{ref.planted_log_volume:+.4f}; these training subjects drew {d['slope']:+.4f} "
+                  f"(95 % CI {ci(d['ci95'], 4)}), their within-diagnosis slope."]
     excludes = c["ci95"][0] > 0 or c["ci95"][1] < 0
     lines += ["", ("The ceiling's interval excludes 0: the e4 effect is identifiable from these training slices."
                    if excludes else
