@@ -74,8 +74,10 @@ def run(args: argparse.Namespace) -> None:
         with torch.no_grad():
             z_0 = encode_mean(pipe.vae, x) * pipe.vae.config.scaling_factor
         print(f"probing {model} ...")
+        T = len(pipe.scheduler.alphas_cumprod)
         results[model] = conditioning_probe(pipe, train.codes[rows], train.labels[rows], z_0,
-                                            timesteps=[int(t) for t in cfg["timesteps"]], seed=int(cfg["seed"]))
+                                            timesteps=[int(f * T) for f in cfg["timestep_fractions"]],
+                                            seed=int(cfg["seed"]))
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "probe.json", json_safe(results))
     text = probe_markdown(results, len(rows))
