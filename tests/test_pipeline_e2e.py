@@ -87,14 +87,15 @@ def test_repro_runs_every_stage_then_nothing(repo):
     variants = {f"{stage}@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att") for stage in ("train", "sample")}
     variants |= {f"{stage}@{v}" for v in ("cgan", "stackgan", "attngan") for stage in ("train_gan", "sample")}
     assert stages_run(first) == {"cohort_report", "genotype_qc", "genotypes", "validate_genotypes", "slices", "split",
-                                 "train_autoencoder", "encode_latents", "evaluate", "classify"} | variants
+                                 "train_autoencoder", "encode_latents", "evaluate", "probe", "classify"} | variants
     for output in ("reports/data/genotype_qc.md", "data/processed/genotypes.csv", "data/processed/slices/slices.npy",
                    "reports/validate_genotypes/data_docs/index.html", "data/processed/split.csv",
                    "models/autoencoder/config.json", "models/g2i_l_att/unet/config.json",
                    "models/g2i_l_att/genotype_encoder/config.json", "models/ldm/model_index.json",
                    "reports/train/g2i_l_att_samples.png", "data/generated/g2i/counterfactual.npz",
                    "reports/evaluate/table1.md", "reports/evaluate/fidelity.md", "reports/evaluate/fig2_samples.png",
-                   "reports/evaluate/fig3_group_differences.png", "reports/classify/table2.md"):
+                   "reports/evaluate/fig3_group_differences.png", "reports/classify/table2.md",
+                   "reports/probe/probe.md"):
         assert (repo / output).is_file(), output
     table1 = (repo / "reports/evaluate/table1.md").read_text()
     assert all(f"| {name} |" in table1 for name in ("CGAN", "StackGAN", "AttnGAN", "LDM", "G2I", "G2I-l w/o Att",
@@ -115,7 +116,7 @@ def test_changing_a_qc_threshold_reruns_only_that_stage_and_later(repo):
     assert "genotype_qc" in ran
     assert "cohort_report" not in ran
     assert ran <= {"genotype_qc", "genotypes", "validate_genotypes", "slices", "split", "train_autoencoder",
-                   "encode_latents", "evaluate", "classify"} | {
+                   "encode_latents", "evaluate", "probe", "classify"} | {
         f"{stage}@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att") for stage in ("train", "sample")} | {
         f"{stage}@{v}" for v in ("cgan", "stackgan", "attngan") for stage in ("train_gan", "sample")}
 
