@@ -43,7 +43,9 @@ def model_entry(fidelity: Mapping[str, Any], quality: Mapping[str, Any], guidanc
     entry: dict[str, Any] = {"sweep_slope": sweep.get("effect"), "sweep_ci95": _pair(sweep.get("ci95")),
                              "genotype_input": not fidelity["apoe_images_identical_across_doses"],
                              "fd_cnn": quality.get("fd_cnn"), "guidance": guidance}
-    if "sweep" in t:
+    if "not_measurable" in t:   # a measure failed part-way (e.g. images with no ventricles): no partial row
+        entry["not_measurable"] = t["not_measurable"]
+    elif "sweep" in t:
         entry.update(sweep_to_ceiling=t["sweep"]["to_ceiling"]["ratio"],
                      sweep_to_ceiling_ci95=_pair(t["sweep"]["to_ceiling"]["ci95"]),
                      sweep_to_truth=t["sweep"]["to_truth"]["ratio"],
@@ -56,9 +58,7 @@ def model_entry(fidelity: Mapping[str, Any], quality: Mapping[str, Any], guidanc
                      conditional_r_ceiling=t["conditional"]["ceiling"]["r"],
                      conditional_r_ceiling_ci95=_pair(t["conditional"]["ceiling"]["ci95"]),
                      conditional_k=t["conditional"]["k"])
-    elif "not_measurable" in t:
-        entry["not_measurable"] = t["not_measurable"]
-    if "guidance" in t:
+    if "guidance" in t and "not_measurable" not in t:
         entry["guidance_sweep"] = {key: {"w": row["w"], "sweep_slope": row["sweep"]["effect"],
                                          "sweep_ci95": _pair(row["sweep"]["ci95"]),
                                          "sweep_to_ceiling": row["sweep_to_ceiling"]["ratio"],
