@@ -8,7 +8,8 @@ import pytest
 
 from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
 from g2i.errors import G2IError
-from g2i.evaluation.generated import SampleConfig, load_set, pipeline_generator, write_sets
+from g2i.evaluation.generated import (SampleConfig, choose_guidance, guidance_set, load_set, pipeline_generator,
+                                     write_sets)
 
 from .test_g2i_pipeline import tiny_pipeline
 
@@ -93,8 +94,9 @@ def test_guidance_sweep_set_uses_validation_subjects_and_the_counterfactual_nois
     pipe = tiny_pipeline("g2i_l_att")
     cfg = SampleConfig(per_subject=1, per_class=4, n_counterfactual=3, guidance_sweep=(1.0, 3.0),
                        guidance_models=("g2i_l_att",), guidance_per_subject=2)
-    counts = write_sets(pipeline_generator(pipe, SAMPLING, progress=False), train, test, cfg, tmp_path, val=test,
-                        generate_at=lambda w: pipeline_generator(pipe, {**SAMPLING, "guidance_scale": w}, progress=False))
+    sweep = guidance_set(lambda w: pipeline_generator(pipe, {**SAMPLING, "guidance_scale": w}, progress=False),
+                         train, test, cfg)
+    counts = write_sets(pipeline_generator(pipe, SAMPLING, progress=False), train, test, cfg, tmp_path, guidance=sweep)
     assert counts["guidance"] == 2 * (3 * 2 + 3 * 3)     # per w: 2 images per val subject + 3 doses x 3 subjects
     g, cf = load_set(tmp_path, "guidance"), load_set(tmp_path, "counterfactual")
     assert g["w"].tolist() == [1.0, 3.0] and g["val_row"].tolist() == [0, 0, 1, 1, 2, 2]
@@ -103,3 +105,14 @@ def test_guidance_sweep_set_uses_validation_subjects_and_the_counterfactual_nois
     assert not np.array_equal(g["w1_dose_2"], cf["dose_2"])           # guidance changes the images
     with pytest.raises(G2IError, match="guidance_sweep"):
         SampleConfig.from_params({"guidance_sweep": [1.0, "x"]})
+
+
+def test_choose_guidance_takes_the_lowest_fd_and_the_smaller_w_on_a_tie():
+    images = {f"w{i}_val": np.full((2, 4, 4), float(i), dtype=np.float16) for i in range(4)}
+    by_level = {0: 3.0, 1: 1.5, 2: 0.7, 3: 0.7}            # FD of each w's validation images
+    fd = lambda x: by_level[int(x[0, 0, 0])]
+    w, fds = choose_guidance({"w": np.array([1.0, 2.0, 3.0, 5.0]), **images}, fd)
+    assert w == 3.0 and fds.tolist() == [3.0, 1.5, 0.7, 0.7]
+    w, _ = choose_guidance({"w": np.array([1.0, 2.0]), **{k: images[k] for k in ("w0_val", "w1_val")}},
+                           lambda x: 1.0)
+    assert w == 1.0

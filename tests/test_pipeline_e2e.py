@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -51,7 +53,8 @@ def tiny_training(params: dict) -> None:
     params["sampling"].update({"num_inference_steps": 3, "batch_size": 16})
     params["model"]["gan"] = {k: v for k, v in TINY_GAN["gan"].items()}
     params["training"]["gan"] = {**TINY_GAN_TRAIN, "max_steps": 2}
-    params["profiles"]["demo"]["sample"] = {"per_subject": 1, "per_class": 16, "n_counterfactual": 4}
+    params["profiles"]["demo"]["sample"] = {"per_subject": 1, "per_class": 16, "n_counterfactual": 4,
+                                            "guidance_sweep": [1.0, 2.0], "guidance_models": ["g2i_l_att"]}
     params["evaluate"].update({"max_pairs": 20, "kid_subset_size": 8})
     params["classify"].update({"seeds": [0, 1]})
     params["classify"]["classifier"].update({"epochs": 1, "batch_size": 8})
@@ -97,6 +100,13 @@ def test_repro_runs_every_stage_then_nothing(repo):
                    "reports/evaluate/fig3_group_differences.png", "reports/classify/table2.md",
                    "reports/probe/probe.md"):
         assert (repo / output).is_file(), output
+    # the swept model's sets are generated at the w the sweep chose; the others at sampling.guidance_scale
+    sweep = np.load(repo / "data/generated/g2i_l_att/guidance.npz")
+    assert float(sweep["chosen"]) in (1.0, 2.0) and sweep["fd_cnn"].shape == (2,)
+    assert float(sweep["chosen"]) == 1.0 + float(np.argmin(sweep["fd_cnn"]))
+    summary = json.loads((repo / "data/generated/g2i_l_att/summary.json").read_text())
+    assert summary["generation"]["guidance_scale"] == float(sweep["chosen"])
+    assert not (repo / "data/generated/g2i/guidance.npz").exists()
     table1 = (repo / "reports/evaluate/table1.md").read_text()
     assert all(f"| {name} |" in table1 for name in ("CGAN", "StackGAN", "AttnGAN", "LDM", "G2I", "G2I-l w/o Att",
                                                      "G2I-l w/ Att"))

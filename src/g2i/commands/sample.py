@@ -11,8 +11,9 @@ NAME = "sample"
 HELP = "generate the evaluation sets of one trained model (diffusion variant or GAN)"
 DESCRIPTION = ("Load models/<variant>/ and generate: several images per test subject (its genotype and "
                "diagnosis), per-class images that fill the classifier's training set to sample.per_class, and "
-               "the APOE e4 dose sweep on fixed noise; for sample.guidance_models, the classifier-free guidance sweep "
-               "on validation subjects. Writes data/generated/<variant>/{test,augment,counterfactual[,guidance]}.npz "
+               "the APOE e4 dose sweep on fixed noise. A model in sample.guidance_models first gets the "
+               "classifier-free guidance sweep on the validation subjects, and all its sets are generated at the w "
+               "with the lowest FD_cnn there. Writes data/generated/<variant>/{test,augment,counterfactual[,guidance]}.npz "
                "and logs counts to MLflow.")
 
 
@@ -31,11 +32,13 @@ def run(args: argparse.Namespace) -> None:
 
     from ..config import repo_root
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
-    from ..evaluation.generated import SampleConfig, write_sets
     import numpy as np
 
     from ..errors import G2IError
-    from ..evaluation.classifier import scarcity_subsamples
+    from ..evaluation.classifier import ClassifierConfig, extract_features, scarcity_subsamples
+    from ..evaluation.evaluate import feature_cnn
+    from ..evaluation.generated import SampleConfig, choose_guidance, guidance_set, write_sets
+    from ..evaluation.image_metrics import frechet_distance
     from ..evaluation.models import guided_generators, load_generator
     from ..io.atomic import atomic_dir, write_json
     from ..tracking import flatten, log_new_params, run_tags, start_run
@@ -50,20 +53,30 @@ def run(args: argparse.Namespace) -> None:
     # enough augmentation images to fill the smallest real subsample of Table 2's scarcity curve
     keep = scarcity_subsamples(train.index["PTID"].to_numpy().astype(str), train.labels, params["classify"])
     min_real = np.bincount(train.labels[keep[min(keep)]], minlength=3)
-    generate_at = None
-    if args.variant in cfg.guidance_models and cfg.guidance_sweep:
-        if settings.get("sampler") == "gan":
-            raise G2IError(f"sample.guidance_models: {args.variant} is a GAN; classifier-free guidance needs a "
-                           "diffusion model")
-        generate_at = guided_generators(args.models / args.variant, params)
+    swept = args.variant in cfg.guidance_models and bool(cfg.guidance_sweep)
+    if swept and settings.get("sampler") == "gan":
+        raise G2IError(f"sample.guidance_models: {args.variant} is a GAN; classifier-free guidance needs a "
+                       "diffusion model")
     with start_run(root, f"sample-{args.variant}", run_tags(root, params["profile"], variant=args.variant,
                                                                 stage="sample")):
         log_new_params({"variant": args.variant, "profile": params["profile"],
                         **dict(flatten({"sample": params["sample"], "generation": settings}))})
         started = time.perf_counter()
+        guidance = None
+        if swept:   # sweep w on the validation subjects first; every other set is generated at the chosen w
+            print(f"{args.variant}: guidance sweep w = {list(cfg.guidance_sweep)} on the validation subjects ...")
+            generate_at = guided_generators(args.models / args.variant, params)
+            guidance = guidance_set(generate_at, train, SliceGenotypeDataset(paths, "val"), cfg)
+            cnn, _, f_train = feature_cnn(train, ClassifierConfig.from_params(params["classify"]["classifier"]),
+                                          int(params["evaluate"]["seed"]))
+            w, fds = choose_guidance(guidance, lambda x: frechet_distance(extract_features(cnn, x), f_train))
+            guidance.update(chosen=np.float64(w), fd_cnn=fds)
+            generate, settings = generate_at(w), {**settings, "guidance_scale": w}
+            mlflow.log_metrics({"guidance_chosen": w} | {f"guidance_fd_cnn_w{x:g}": f
+                                                        for x, f in zip(cfg.guidance_sweep, fds)})
+            print(f"{args.variant}: FD_cnn per w {dict(zip(cfg.guidance_sweep, np.round(fds, 3)))} -> w = {w:g}")
         with atomic_dir(args.out / args.variant, overwrite=True) as tmp:
-            counts = write_sets(generate, train, test, cfg, tmp, val=SliceGenotypeDataset(paths, "val"),
-                                generate_at=generate_at, min_real=min_real)
+            counts = write_sets(generate, train, test, cfg, tmp, guidance=guidance, min_real=min_real)
             seconds = time.perf_counter() - started
             # no timings in the output: the same settings must give the same bytes (DVC hashes this folder)
             write_json(tmp / "summary.json", {"variant": args.variant, "images": counts, "generation": settings})

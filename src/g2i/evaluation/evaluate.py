@@ -40,15 +40,22 @@ def real_images(dataset: SliceGenotypeDataset) -> np.ndarray:
     return np.stack([np.asarray(dataset.images[r], dtype=np.float32) for r in dataset.index["row"]])
 
 
+def feature_cnn(train: SliceGenotypeDataset, cfg: ClassifierConfig, seed: int):
+    """FD_cnn's feature network, trained on the real training slices; returns (cnn, x_train, f_train).
+    `sample` (to choose the guidance scale) and `evaluate` build it from the same data, config and seed."""
+    x_train = real_images(train)
+    cnn = train_classifier(x_train, train.labels, cfg, seed)
+    return cnn, x_train, extract_features(cnn, x_train)
+
+
 class RealReference:
     """The real slices per split and the feature CNN trained on the real training slices."""
 
     def __init__(self, train: SliceGenotypeDataset, val: SliceGenotypeDataset, test: SliceGenotypeDataset,
                  cfg: ClassifierConfig, seed: int, inception_weights: str | None):
         self.train, self.val, self.test = train, val, test
-        self.x_train, self.x_val, self.x_test = real_images(train), real_images(val), real_images(test)
-        self.cnn = train_classifier(self.x_train, train.labels, cfg, seed)
-        self.f_train = extract_features(self.cnn, self.x_train)
+        self.x_val, self.x_test = real_images(val), real_images(test)
+        self.cnn, self.x_train, self.f_train = feature_cnn(train, cfg, seed)
         self.real_test_accuracy = float((predict(self.cnn, self.x_test) == test.labels).mean())
         self.inception, self.inception_reason, self.i_train = None, "", None
         if inception_weights:

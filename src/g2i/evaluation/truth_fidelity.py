@@ -138,8 +138,8 @@ def model_truth_fidelity(model_dir: Path, ref: TruthReference, cnn, f_train: np.
 
 def guidance_sweep(sets: Mapping[str, np.ndarray], ref: TruthReference, cnn, f_train: np.ndarray) -> dict:
     """Per guidance scale w: dose sweep (and its ratio to the ceiling), conditional r on the validation
-    subjects, FD_cnn of those images; `chosen` = the w with the highest conditional r (validation
-    subjects only, so the choice never sees the test set), FD_cnn breaking ties within 0.01."""
+    subjects and FD_cnn of those images; `chosen` = the w that `sample` picked (lowest FD_cnn on the
+    validation subjects, `generated.choose_guidance`) and generated the model's other sets at."""
     per_w = {}
     for i, w in enumerate(sets["w"]):
         images = sets[f"w{i}_val"].astype(np.float32)
@@ -150,11 +150,10 @@ def guidance_sweep(sets: Mapping[str, np.ndarray], ref: TruthReference, cnn, f_t
             "conditional_val": ref.conditional("val", images, sets["val_row"]),
             "fd_cnn": image_metrics.frechet_distance(extract_features(cnn, images), f_train),
         }
-    best = max(r["conditional_val"]["r"] for r in per_w.values())
-    near = [key for key, r in per_w.items() if r["conditional_val"]["r"] >= best - 0.01]
-    chosen = min(near, key=lambda key: per_w[key]["fd_cnn"])
-    return {"per_w": per_w, "chosen": per_w[chosen]["w"],
-            "rule": "highest conditional-mean r on the validation subjects; FD_cnn breaks ties within 0.01"}
+    chosen = float(sets["chosen"]) if "chosen" in sets else None
+    return {"per_w": per_w, "chosen": chosen,
+            "rule": "lowest FD_cnn on the validation subjects; the model's test, augmentation and dose-sweep sets "
+                    "are generated at this w"}
 
 
 def reconstructions(autoencoder_dir: Path, x: np.ndarray) -> np.ndarray | None:
@@ -180,7 +179,7 @@ def headline(result: Mapping[str, Any] | None) -> dict:
            "label_effect_ratio_ad_cn": le["AD-CN"]["ratio"], "label_effect_ratio_mci_cn": le["MCI-CN"]["ratio"],
            "conditional_r": cond["r"], "conditional_r_ci95_lo": rlo, "conditional_r_ci95_hi": rhi,
            "conditional_r_ceiling": cond["ceiling"]["r"]}
-    if "guidance" in result:
+    if "guidance" in result and result["guidance"]["chosen"] is not None:
         out["guidance_chosen"] = result["guidance"]["chosen"]
     return out
 
@@ -250,7 +249,8 @@ def table_markdown(ref: TruthReference, results: Mapping[str, Mapping[str, Any]]
             lines.append(f"| {row['w']:g} | {sw['effect']:+.4f} ({ci(sw['ci95'], 4)}) | "
                          f"{ratio(row['sweep_to_ceiling'])} | {cv['r']:.3f} ({ci(cv['ci95'])}) | "
                          f"{cv['ceiling']['r']:.3f} | {row['fd_cnn']:.2f} |")
-        lines += ["", f"Chosen w = {g['chosen']:g} ({g['rule']})."]
+        if g["chosen"] is not None:
+            lines += ["", f"Chosen w = {g['chosen']:g} ({g['rule']})."]
     return "\n".join(lines) + "\n"
 
 
