@@ -140,7 +140,10 @@ def test_features_have_one_value_per_hidden_unit(data, trained):
     _, (x_test, _) = data
     features = extract_features(trained, x_test, batch_size=16)
     assert features.shape == (90, FAST.hidden) and np.isfinite(features).all()
-    assert np.allclose(features, extract_features(trained, x_test))  # batch size does not matter in eval mode
+    # batch size does not change eval-mode features beyond float32 rounding: oneDNN picks kernels by batch shape,
+    # so post-ReLU values near 0 differ by ~1e-7 on some CPUs (an absolute tolerance, relative to the feature scale)
+    np.testing.assert_allclose(features, extract_features(trained, x_test), rtol=1e-4,
+                               atol=1e-5 * float(np.abs(features).max()))
 
 
 def test_save_load_round_trip_gives_identical_predictions(data, trained, tmp_path):

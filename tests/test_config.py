@@ -1,38 +1,43 @@
-"""params.yaml profiles: one source of every knob, a profile may extend another."""
+"""params.yaml profiles: one source of every knob, each profile visible to DVC as written."""
 
 from __future__ import annotations
 
-import pytest
+import re
+
+import yaml
 
 from g2i.config import load_params, resolve
-from g2i.errors import G2IError
 
-PARAMS = {"profile": "a", "split": {"seed": 1, "test_per_class": 5}, "sample": {"per_class": 100},
-          "profiles": {"a": {"split": {"test_per_class": 150}},
-                       "b": {"extends": "a", "sample": {"per_class": 500}},
-                       "loop1": {"extends": "loop2"}, "loop2": {"extends": "loop1"},
-                       "orphan": {"extends": "nosuch"}}}
-
-
-def test_an_extending_profile_gets_its_base_overrides_then_its_own():
-    b = resolve(PARAMS, "b")
-    assert b["split"] == {"seed": 1, "test_per_class": 150} and b["sample"] == {"per_class": 500}
-    assert "extends" not in b and b["profile"] == "b"
-    assert resolve(PARAMS, "a")["sample"] == {"per_class": 100}
-
-
-@pytest.mark.parametrize("name, message", [("loop1", "loop"), ("orphan", "unknown profile 'nosuch'")])
-def test_bad_extends_is_a_plain_error(name, message):
-    with pytest.raises(G2IError, match=message):
-        resolve(PARAMS, name)
+from .conftest import ROOT
 
 
 def test_the_study_points_resolve_from_the_real_params():
     params = load_params()
     study, larger = resolve(params, "study"), resolve(params, "study_2000")
     assert study["split"]["test_per_class"] == larger["split"]["test_per_class"] == 150
+    assert larger["training"] == study["training"] and larger["sample"] == study["sample"]   # the YAML merge
+    assert {k: v for k, v in larger["synthesize"].items() if k not in ("n_subjects", "class_proportions")} == \
+        {k: v for k, v in study["synthesize"].items() if k not in ("n_subjects", "class_proportions")}
     pool = {dx: larger["synthesize"]["class_proportions"][dx] - 150 for dx in ("CN", "MCI", "AD")}
     assert sum(pool.values()) == 2000 and larger["synthesize"]["n_subjects"] == 2450
     # the paper's proportions 291 : 438 : 182, to the subject
     assert all(abs(pool[dx] / 2000 - share / 911) < 1e-3 for dx, share in (("CN", 291), ("MCI", 438), ("AD", 182)))
     assert sum(study["synthesize"]["class_proportions"].values()) - 450 == 911
+
+
+def test_every_profile_defines_each_section_dvc_tracks_per_profile():
+    """`dvc repro` stops ("Parameters 'profiles.x.s' are missing") under a profile that lacks a section some
+    stage lists as profiles.${profile}.<section>; and a stage that reads a section some profile overrides
+    must track that override, or editing it reruns nothing."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    params = load_params()
+    tracked: dict[str, set[str]] = {}
+    for name, stage in dvc["stages"].items():
+        listed = [p for p in (stage.get("do") or stage).get("params", []) if isinstance(p, str)]
+        per_profile = {m.group(1) for p in listed if (m := re.fullmatch(r"profiles\.\$\{profile\}\.(\w+)", p))}
+        tracked[name] = per_profile
+        overridden = {p.split(".")[0] for p in listed} & {s for prof in params["profiles"].values() for s in prof}
+        assert overridden <= per_profile, f"{name}: reads {sorted(overridden - per_profile)} without its profile override"
+    needed = set().union(*tracked.values())
+    for profile, sections in params["profiles"].items():
+        assert needed <= set(sections), f"profile {profile} lacks {sorted(needed - set(sections))}"

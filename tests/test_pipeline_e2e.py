@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from g2i.stage_deps import stage_steps, step_code
+
 from .conftest import ROOT
 from .test_gans import TINY_MODEL as TINY_GAN, TRAIN as TINY_GAN_TRAIN
 
@@ -116,6 +118,27 @@ def test_repro_runs_every_stage_then_nothing(repo):
     assert metrics.returncode == 0 and "psnr" in metrics.stdout and "macro_f1" in metrics.stdout
     second = run(repo, "dvc", "repro")
     assert second.returncode == 0 and stages_run(second) == set()
+
+
+def test_editing_a_module_marks_exactly_the_stages_that_import_it(repo):
+    module = "src/g2i/models/ssim.py"   # the autoencoder loss and Table 1's SSIM: models and evaluation, no data stage
+    dvc = yaml.safe_load((repo / "dvc.yaml").read_text())
+    expected = set()
+    for name, step in stage_steps(dvc).items():
+        if module in step_code(repo, step):
+            stage = dvc["stages"][name]
+            expected |= {f"{name}@{item}" for item in stage["foreach"]} if "foreach" in stage else {name}
+    path = repo / module
+    original = path.read_text()
+    path.write_text(original + "\n# an edit\n")
+    try:
+        status = run(repo, "dvc", "status", "--json")
+    finally:
+        path.write_text(original)
+    assert status.returncode == 0, status.stderr
+    assert {"train_autoencoder", "evaluate", "train@g2i"} <= expected and "slices" not in expected
+    assert set(json.loads(status.stdout)) == expected
+    assert json.loads(run(repo, "dvc", "status", "--json").stdout) == {}
 
 
 def test_changing_a_qc_threshold_reruns_only_that_stage_and_later(repo):

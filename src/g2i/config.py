@@ -13,7 +13,6 @@ from .errors import G2IError
 
 PROFILE_KEY = "profile"
 PROFILES_KEY = "profiles"
-EXTENDS_KEY = "extends"
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -62,18 +61,6 @@ def resolve(params: dict[str, Any], profile: str | None = None) -> dict[str, Any
     if name not in profiles:
         raise G2IError(f"unknown profile '{name}'; params.yaml defines: {', '.join(sorted(profiles))}")
     shared = {k: v for k, v in params.items() if k not in (PROFILE_KEY, PROFILES_KEY)}
-    merged = _deep_merge(shared, profile_overrides(profiles, name))
+    merged = _deep_merge(shared, profiles[name] or {})
     merged[PROFILE_KEY] = name
     return merged
-
-
-def profile_overrides(profiles: dict[str, Any], name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A profile's overrides, on top of those of the profile it `extends` (e.g. a larger study point
-    states only what differs from `study`)."""
-    if name in seen:
-        raise G2IError(f"params.yaml: profiles extend each other in a loop: {' -> '.join((*seen, name))}")
-    if name not in profiles:
-        raise G2IError(f"params.yaml: profile '{seen[-1]}' extends unknown profile '{name}'")
-    own = dict(profiles[name] or {})
-    base = own.pop(EXTENDS_KEY, None)
-    return _deep_merge(profile_overrides(profiles, base, (*seen, name)), own) if base else own

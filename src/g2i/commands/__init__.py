@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "classify",
     "register",
     "study",
+    "stage_deps",
 )
 
 
