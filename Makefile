@@ -55,8 +55,8 @@ study: setup  ## the paper's cohort size on this CPU, against the planted truth 
 test: setup  ## run the test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-preview: cohort  ## regenerate the README's CN vs AD preview figure (docs/img/cohort_preview.png)
-	$(BIN)/g2i cohort-report --raw data/raw --out reports/cohort/summary.json --figure docs/img/cohort_preview.png
+preview: demo  ## regenerate the README's CN vs AD preview figure (docs/img/cohort_preview.png)
+	$(BIN)/g2i cohort-report --out reports/cohort/summary.json --figure docs/img/cohort_preview.png
 
 PORT ?= 5001
 register: setup  ## register the trained pipelines in the MLflow registry; 'champion' = best by register.metric

@@ -44,7 +44,7 @@ def tiny_genotypes(tiny_cohort, tmp_path_factory):
     params = resolve(load_params(ROOT / "params.yaml"), "demo")
     inputs = GenotypeInputs(
         qc_dir=work / "qc", raw_filesets=filesets, adnimerge=raw / "ADNIMERGE.csv", apoeres=raw / "APOERES.csv",
-        t1_patterns=[p.replace("data/raw/", "") for p in params["data"]["t1_patterns"]],
+        t1_patterns=[f"{params['data']['mri_dir']}/{p}" for p in params["data"]["t1_patterns"]],
         diagnosis_map=params["data"]["diagnosis_map"], root=raw)
     outputs = build_genotype_table(inputs, "infer_from_frequency", 0.4, 0.1)
     return work, report, outputs

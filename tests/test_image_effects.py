@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from g2i.config import load_params, resolve
+from g2i.data.raw import RawInputs
 from g2i.imaging.anatomy import load_anatomy
 from g2i.imaging.grid import Grid
 from g2i.imaging.morphometry import ventricle_volume_ml
@@ -14,12 +16,17 @@ from g2i.synthetic.cohort import anatomical_effects, stream
 from g2i.synthetic.generate import GROUND_TRUTH
 from g2i.synthetic.render import ImageNuisance, SubjectEffects, render_subject
 
-from .conftest import tiny_spec
+from .conftest import ROOT, tiny_spec
 
 
-def test_ventricles_measured_from_images_track_truth_and_diagnosis(tiny_cohort):
+def test_ventricles_measured_from_images_track_truth_and_diagnosis(tiny_cohort, tiny_genotypes, tmp_path):
     raw, _ = tiny_cohort
-    measured = measure_cohort(raw)
+    _, _, (table, subjects, _, _) = tiny_genotypes
+    subjects.to_csv(tmp_path / "subjects.csv", index=False)
+    table.to_csv(tmp_path / "genotypes.csv", index=False)
+    measured = measure_cohort(tmp_path / "subjects.csv", tmp_path / "genotypes.csv",
+                              RawInputs.from_params({**resolve(load_params(ROOT / "params.yaml"))["data"], "root": str(raw)},
+                                                    ROOT))
     truth = pd.read_csv(raw / GROUND_TRUTH)
     joined = measured.merge(truth[["PTID", "ventricle_volume_ml_image"]], on="PTID")
     rho = stats.spearmanr(joined["ventricle_ml_measured"], joined["ventricle_volume_ml_image"]).statistic

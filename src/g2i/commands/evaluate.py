@@ -23,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("reports/evaluate"))
     parser.add_argument("--autoencoder", type=Path, default=Path("models/autoencoder"),
                         help="the trained autoencoder: its reconstructions measure how much of the e4 effect survives")
-    parser.add_argument("--ground-truth", type=Path, default=Path("data/raw/synthetic/ground_truth.csv"),
-                        help="the synthetic cohort's truth (absent for real ADNI: the sweep gets no target)")
+    parser.add_argument("--ground-truth", type=Path, default=None,
+                        help="the synthetic cohort's truth (default: synthetic/ground_truth.csv under params data.root; "
+                             "absent for real ADNI: the sweep gets no target)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -51,6 +52,10 @@ def run(args: argparse.Namespace) -> None:
     ref = ev.RealReference(*splits, ClassifierConfig.from_params(params["classify"]["classifier"]), int(cfg["seed"]),
                            cfg.get("inception_weights"))
     truth = validation = None
+    if args.ground_truth is None:
+        from ..data.raw import RawInputs
+
+        args.ground_truth = RawInputs.from_params(params["data"], root).ground_truth
     if args.ground_truth.is_file():
         import numpy as np
 

@@ -26,12 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..config import repo_root
+    from ..data.raw import RawInputs
     from ..genetics.qc import QcThresholds, format_qc_table, run_genotype_qc
     from ..io.atomic import atomic_file
 
     params = resolved_params(args)
-    root = repo_root()
-    filesets = {phase: root / prefix for phase, prefix in params["data"]["genotype_filesets"].items()}
+    filesets = RawInputs.from_params(params["data"], repo_root()).genotype_filesets
     report = run_genotype_qc(filesets, args.out, args.report, args.removed, QcThresholds.from_params(params["genotype_qc"]))
     with atomic_file(args.table) as handle:
         handle.write("# Genotype QC (PLINK 2)\n\n" + format_qc_table(report))

@@ -28,20 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..config import repo_root
+    from ..data.raw import RawInputs
     from ..data.genotype_table import GenotypeInputs, build_genotype_table, write_genotype_outputs
 
     params = resolved_params(args)
-    root = repo_root()
-    data, knobs = params["data"], params["genotypes"]
-    inputs = GenotypeInputs(
-        qc_dir=args.qc,
-        raw_filesets={phase: root / prefix for phase, prefix in data["genotype_filesets"].items()},
-        adnimerge=root / data["adnimerge"],
-        apoeres=root / data["apoeres"] if data.get("apoeres") else None,
-        t1_patterns=list(data["t1_patterns"]),
-        diagnosis_map=dict(data["diagnosis_map"]),
-        root=root,
-    )
+    raw, knobs = RawInputs.from_params(params["data"], repo_root()), params["genotypes"]
+    inputs = GenotypeInputs(qc_dir=args.qc, raw_filesets=raw.genotype_filesets, adnimerge=raw.adnimerge,
+                            apoeres=raw.apoeres, t1_patterns=list(raw.t1_patterns), diagnosis_map=raw.diagnosis_map,
+                            root=raw.root)
     table, subjects, summary, exclusions = build_genotype_table(
         inputs, knobs["ambiguous_snps"], float(knobs["ambiguous_max_maf"]), float(knobs["max_missing_panel_fraction"]))
     write_genotype_outputs(table, subjects, summary, exclusions, args.out, args.subjects, args.summary, args.exclusions)

@@ -17,7 +17,7 @@ DESCRIPTION = ("Read each subject's T1 (NIfTI or MINC), sample the 1 mm ICBM152 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--subjects", type=Path, default=Path("data/processed/subjects.csv"),
-                        help="subjects table: PTID, diagnosis, t1_path (relative to the project root or absolute)")
+                        help="subjects table: PTID, diagnosis, t1_path (relative to params data.root, or absolute)")
     parser.add_argument("--out", type=Path, default=Path("data/processed/slices"),
                         help="output folder, replaced once complete (default: data/processed/slices)")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (0 = all cores; default: params)")
@@ -30,10 +30,12 @@ def run(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from ..config import repo_root
+    from ..data.raw import RawInputs
     from ..data.slices import build_slices
     from ..errors import G2IError
 
-    knobs = resolved_params(args)["slices"]
+    params = resolved_params(args)
+    knobs = params["slices"]
     if not args.subjects.is_file():
         raise G2IError(f"{args.subjects}: not found (run the genotypes stage first)")
     try:
@@ -41,8 +43,8 @@ def run(args: argparse.Namespace) -> None:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise G2IError(f"{args.subjects}: not a readable CSV table ({exc})") from exc
     if "t1_path" in subjects.columns:
-        root = repo_root()
-        subjects["t1_path"] = [p if pd.isna(p) or Path(p).is_absolute() else str(root / p) for p in subjects["t1_path"]]
+        raw = RawInputs.from_params(params["data"], repo_root())
+        subjects["t1_path"] = [p if pd.isna(p) else str(raw.path(p)) for p in subjects["t1_path"]]
     summary = build_slices(
         subjects,
         z_mm=knobs["z_mm"],

@@ -35,7 +35,7 @@ class GenotypeInputs:
     apoeres: Path | None
     t1_patterns: list[str]
     diagnosis_map: dict[str, str]
-    root: Path  # project root: patterns and written paths are relative to it
+    root: Path  # data.root: patterns and the written t1_path are relative to it
 
 
 def read_col6_counts(prefix: Path, rsids: list[str]) -> pd.DataFrame:

@@ -8,35 +8,42 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..data.raw import RawInputs
 from ..errors import G2IError
 from ..imaging.io import load_t1
 from ..imaging.morphometry import ventricle_volume_ml
 from ..io.atomic import write_json
-from ..synthetic.generate import GROUND_TRUTH, MRI_PATTERN
-
-THREE_WAY = {"CN": "CN", "SMC": "CN", "EMCI": "MCI", "LMCI": "MCI", "AD": "AD"}
 
 
-def measure_cohort(raw: Path) -> pd.DataFrame:
-    """Baseline subjects with an image: PTID, diagnosis, APOE4, measured ventricle volume (mL)."""
-    adnimerge_path = raw / "ADNIMERGE.csv"
-    if not adnimerge_path.is_file():
-        raise G2IError(f"{adnimerge_path}: not found (generate a cohort with `g2i synthesize` or add ADNI's file)")
-    merged = pd.read_csv(adnimerge_path, low_memory=False)
-    missing = {"PTID", "VISCODE", "DX_bl", "APOE4"} - set(merged.columns)
+def _table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    if not Path(path).is_file():
+        raise G2IError(f"{path}: not found (run the genotypes stage first)")
+    try:
+        table = pd.read_csv(path, dtype={"PTID": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise G2IError(f"{path}: not a readable CSV table ({exc})") from exc
+    missing = sorted(set(columns) - set(table.columns))
     if missing:
-        raise G2IError(f"{adnimerge_path}: missing columns {sorted(missing)}")
-    baseline = merged[merged["VISCODE"] == "bl"].drop_duplicates("PTID")
+        raise G2IError(f"{path}: missing column(s) {missing}")
+    return table
+
+
+def measure_cohort(subjects: Path, genotypes: Path, raw: RawInputs) -> pd.DataFrame:
+    """The subjects the genotypes stage kept (its subjects.csv: the same data section, T1 patterns, MINC or
+    NIfTI): PTID, DX, APOE4 (the coded e4 dose, NaN when not called), T1 path, measured ventricle volume (mL)."""
+    kept = _table(subjects, ("PTID", "diagnosis", "t1_path"))
+    dose = _table(genotypes, ("PTID",)).set_index("PTID")
+    apoe4 = dose["APOE4"] if "APOE4" in dose.columns else pd.Series(np.nan, index=dose.index)
     rows = []
-    for row in baseline.itertuples():
-        path = raw / MRI_PATTERN.format(ptid=row.PTID)
-        if not path.is_file():
+    for row in kept.itertuples():
+        if pd.isna(row.t1_path):
             continue
+        path = raw.path(row.t1_path)
         volume, affine = load_t1(path)
-        rows.append({"PTID": row.PTID, "DX": THREE_WAY.get(row.DX_bl), "APOE4": row.APOE4, "path": str(path),
-                     "ventricle_ml_measured": ventricle_volume_ml(volume, affine)})
+        rows.append({"PTID": row.PTID, "DX": row.diagnosis, "APOE4": float(apoe4.get(row.PTID, np.nan)),
+                     "path": str(path), "ventricle_ml_measured": ventricle_volume_ml(volume, affine)})
     if not rows:
-        raise G2IError(f"{raw}: no T1 images found at {MRI_PATTERN}")
+        raise G2IError(f"{subjects}: no subject with a T1 image (params.yaml data.t1_patterns under {raw.root})")
     return pd.DataFrame(rows)
 
 
@@ -49,11 +56,14 @@ def summarise(measured: pd.DataFrame, truth: pd.DataFrame | None) -> dict:
                       for dx, g in by_dx},
         "ventricle_ml_mean_by_apoe4": {str(int(k)): round(float(v), 3)
                                         for k, v in measured.groupby("APOE4")["ventricle_ml_measured"].mean().items()},
+        "apoe4_not_called": int(measured["APOE4"].isna().sum()),
     }
     if {"CN", "AD"} <= set(summary["per_class"]):
         summary["ventricle_ratio_ad_over_cn"] = round(
             summary["per_class"]["AD"]["ventricle_ml_mean"] / summary["per_class"]["CN"]["ventricle_ml_mean"], 4)
-    if truth is not None:
+    if truth is None:
+        summary["ground_truth"] = "none (real data): no synthetic ground truth to check the measure against"
+    else:
         joined = measured.merge(truth[["PTID", "ventricle_volume_ml_image"]], on="PTID")
         rho = stats.spearmanr(joined["ventricle_ml_measured"], joined["ventricle_volume_ml_image"]).statistic
         summary["spearman_measured_vs_ground_truth"] = round(float(rho), 4)
@@ -82,7 +92,8 @@ def preview_figure(measured: pd.DataFrame, figure: Path, z_mm: float) -> None:
         x0, dx_mm, y0, dy_mm = affine[0, 3], affine[0, 0], affine[1, 3], affine[1, 1]
         extent = (x0 - dx_mm / 2, x0 + dx_mm * (plane.shape[0] - 0.5), y0 - dy_mm / 2, y0 + dy_mm * (plane.shape[1] - 0.5))
         ax.imshow(plane.T, origin="lower", cmap="gray", extent=extent, vmin=0, vmax=np.percentile(plane[plane > 0], 99.5))
-        ax.set_title(f"{pick['DX']}  {pick['PTID']}\nAPOE e4 = {int(pick['APOE4'])}, ventricles {pick['ventricle_ml_measured']:.0f} mL",
+        e4 = "not called" if pd.isna(pick["APOE4"]) else f"{int(pick['APOE4'])}"
+        ax.set_title(f"{pick['DX']}  {pick['PTID']}\nAPOE e4 = {e4}, ventricles {pick['ventricle_ml_measured']:.0f} mL",
                      fontsize=10)
         ax.set_xlabel("x (mm, R)")
         ax.set_ylabel("y (mm, A)")
@@ -91,11 +102,11 @@ def preview_figure(measured: pd.DataFrame, figure: Path, z_mm: float) -> None:
     save_figure(fig, figure, dpi=110)
 
 
-def write_cohort_report(raw: str | Path, out: str | Path, preview_z_mm: float, figure: str | Path | None) -> dict:
-    raw = Path(raw)
-    measured = measure_cohort(raw)
-    truth_path = raw / GROUND_TRUTH
-    truth = pd.read_csv(truth_path) if truth_path.is_file() else None
+def write_cohort_report(subjects: str | Path, genotypes: str | Path, raw: RawInputs, out: str | Path,
+                        preview_z_mm: float, figure: str | Path | None) -> dict:
+    measured = measure_cohort(Path(subjects), Path(genotypes), raw)
+    truth_path = raw.ground_truth     # synthetic cohorts only
+    truth = pd.read_csv(truth_path, dtype={"PTID": str}) if truth_path.is_file() else None
     summary = summarise(measured, truth)
     if figure:
         preview_figure(measured, Path(figure), preview_z_mm)

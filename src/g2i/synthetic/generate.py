@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..imaging.anatomy import Anatomy, load_anatomy
+from ..data.raw import GROUND_TRUTH
 from ..io.atomic import atomic_dir
 from ..io.nifti import mni_nifti, write_nifti_gz
 from .clinical import adnimerge_table, apoeres_table
@@ -31,7 +32,6 @@ from .render import SubjectEffects, render_subject
 from .spec import CohortSpec
 
 MRI_PATTERN = "mri/{ptid}/final/ADNI_{ptid}_t1_final.nii.gz"
-GROUND_TRUTH = "synthetic/ground_truth.csv"
 MANIFEST = "synthetic/manifest.json"
 SYNTHETIC_NOTICE = """# SYNTHETIC DATA: not ADNI, not real people
 

@@ -1,0 +1,91 @@
+"""A real download's shape under `dvc repro`: the raw data outside the repository (params.yaml data.root),
+T1s as a CIVET MINC tree, no synthetic ground truth; DVC watches exactly the raw files each stage reads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from g2i.imaging.io import load_t1
+
+from .conftest import ROOT
+from .test_pipeline_e2e import TINY_DEMO, run, set_params, stages_run
+from .test_slices import write_minc1
+
+DATA_STAGES = ["split", "slices", "cohort_report"]   # targets: these and everything upstream (the data stages)
+
+
+def civet_copy(raw: Path, dest: Path) -> None:
+    """The synthetic cohort as a real download: T1s re-written as CIVET .mnc, the ground truth left behind."""
+    shutil.copytree(raw, dest, ignore=shutil.ignore_patterns("synthetic", "*.nii.gz"))
+    for nifti in sorted(raw.glob("mri/*/final/*_t1_final.nii.gz")):
+        volume, affine = load_t1(nifti)
+        target = dest / nifti.relative_to(raw).with_name(nifti.name.replace(".nii.gz", ".mnc"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_minc1(target, np.asarray(volume, dtype=np.float32), affine)
+
+
+@pytest.fixture(scope="module")
+def project(tiny_cohort, tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("download")
+    repo, adni = base / "repo", base / "adni"          # the data is a sibling of the project, not inside it
+    repo.mkdir()
+    for item in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(ROOT / item, repo / item)
+    for folder in ("pipelines", "src", "gx"):
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "uncommitted"))
+    civet_copy(tiny_cohort[0], adni)
+    set_params(repo, lambda p: p["profiles"]["demo"].update(TINY_DEMO))
+    set_params(repo, lambda p: p["data"].update(root=str(adni)))
+    assert run(repo, "git", "init", "-q").returncode == 0
+    assert run(repo, "dvc", "init", "-q").returncode == 0
+    return repo, adni
+
+
+def changed(repo: Path) -> set[str]:
+    status = run(repo, "dvc", "status", "--json", "--with-deps", *DATA_STAGES)
+    assert status.returncode == 0, status.stderr
+    return set(json.loads(status.stdout))
+
+
+def test_the_data_stages_run_on_a_minc_tree_outside_the_repository(project):
+    repo, adni = project
+    result = run(repo, "dvc", "repro", *DATA_STAGES)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stages_run(result) == {"genotype_qc", "genotypes", "validate_genotypes", "slices", "split", "cohort_report"}
+    assert not (repo / "data/raw").exists()
+    subjects = pd.read_csv(repo / "data/processed/subjects.csv")
+    assert len(subjects) > 0 and subjects["t1_path"].str.endswith(".mnc").all()
+    summary = json.loads((repo / "reports/cohort/summary.json").read_text())
+    assert sum(c["n"] for c in summary["per_class"].values()) == len(subjects)
+    assert "real data" in summary["ground_truth"]
+    assert changed(repo) == set()
+
+
+@pytest.mark.parametrize("edit, readers", [
+    ("ADNIMERGE.csv", {"genotypes", "cohort_report"}),
+    ("genotypes/ADNI_GO_2_Forward_Bin.bim", {"genotype_qc", "genotypes", "cohort_report"}),
+    ("mri", {"genotypes", "slices", "cohort_report"}),
+])
+def test_editing_a_raw_file_marks_exactly_the_stages_that_read_it(project, edit, readers):
+    repo, adni = project
+    path = adni / edit if edit != "mri" else sorted(adni.glob("mri/*/final/*.mnc"))[0]
+    original = path.read_bytes()
+    if path.suffix == ".csv":       # a corrected baseline diagnosis, as an ADNIMERGE update brings
+        table = pd.read_csv(path, dtype=str)
+        row = table.index[table["VISCODE"] == "bl"][0]
+        table.loc[row, "DX_bl"] = "AD" if table.loc[row, "DX_bl"] != "AD" else "CN"
+        table.to_csv(path, index=False)
+    else:
+        path.write_bytes(original + b"\n" if path.suffix == ".bim" else original[:-2] + b"\x01\x02")
+    try:
+        assert changed(repo) == readers
+    finally:
+        path.write_bytes(original)
+    assert changed(repo) == set()
