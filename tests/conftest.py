@@ -46,5 +46,5 @@ def tiny_genotypes(tiny_cohort, tmp_path_factory):
         qc_dir=work / "qc", raw_filesets=filesets, adnimerge=raw / "ADNIMERGE.csv", apoeres=raw / "APOERES.csv",
         t1_patterns=[f"{params['data']['mri_dir']}/{p}" for p in params["data"]["t1_patterns"]],
         diagnosis_map=params["data"]["diagnosis_map"], root=raw)
-    outputs = build_genotype_table(inputs, "infer_from_frequency", 0.4, 0.1)
+    outputs = build_genotype_table(inputs, "infer_from_frequency", 0.4, 0.1, duplicate_snps="error")
     return work, report, outputs

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> None:
                             apoeres=raw.apoeres, t1_patterns=list(raw.t1_patterns), diagnosis_map=raw.diagnosis_map,
                             root=raw.root)
     table, subjects, summary, exclusions = build_genotype_table(
-        inputs, knobs["ambiguous_snps"], float(knobs["ambiguous_max_maf"]), float(knobs["max_missing_panel_fraction"]))
+        inputs, knobs["ambiguous_snps"], float(knobs["ambiguous_max_maf"]), float(knobs["max_missing_panel_fraction"]),
+        duplicate_snps=knobs["duplicate_snps"])
     write_genotype_outputs(table, subjects, summary, exclusions, args.out, args.subjects, args.summary, args.exclusions)
     print(f"wrote {args.out}: {summary['n_subjects']} subjects {summary['per_class']}, "
           f"{len(summary['panel_snps_kept'])}/{summary['panel_snps_total']} panel SNPs; "

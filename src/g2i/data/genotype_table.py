@@ -38,16 +38,57 @@ class GenotypeInputs:
     root: Path  # data.root: patterns and the written t1_path are relative to it
 
 
-def read_col6_counts(prefix: Path, rsids: list[str]) -> pd.DataFrame:
-    """PLINK column-6 allele counts (samples x rsIDs present) for the requested SNPs, NaN for missing."""
+DUPLICATE_POLICIES = ("error", "drop")
+
+
+def read_col6_counts(prefix: Path, rsids: list[str], duplicates: str) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """PLINK column-6 allele counts (samples x rsIDs present) for the requested SNPs, NaN for missing, and
+    what was done with rsIDs present more than once (real arrays carry duplicate probes).
+
+    The copies of a duplicated rsID are read on the first copy's allele order (a copy with A1/A2 swapped
+    counts the other allele: 2 - x). Copies that agree wherever both are called are merged, each filling
+    the other's missing calls. Copies that disagree are an error (`duplicates="error"`) or drop the SNP
+    from this fileset (`"drop"`); the report gives copies, disagreeing calls and the action per rsID."""
     from pandas_plink import read_plink1_bin
 
+    if duplicates not in DUPLICATE_POLICIES:
+        raise G2IError(f"params.yaml: genotypes.duplicate_snps must be one of {DUPLICATE_POLICIES}, got {duplicates!r}")
     bim, fam = check_fileset(prefix)
-    wanted = [r for r in rsids if r in set(bim["snp"])]
-    first = bim.drop_duplicates("snp").reset_index().set_index("snp")["index"]  # a duplicated rsID: first row
+    ids = bim["snp"].to_numpy()
+    wanted = [r for r in dict.fromkeys(rsids) if r in set(ids)]
+    rows = np.flatnonzero(np.isin(ids, wanted))
     genotypes = read_plink1_bin(f"{prefix}.bed", f"{prefix}.bim", f"{prefix}.fam", verbose=False)
-    values = genotypes.isel(variant=first[wanted].to_numpy()).values if wanted else np.empty((len(fam), 0))
-    return pd.DataFrame(values, index=pd.Index(fam["iid"], name="PTID"), columns=wanted)
+    values = genotypes.isel(variant=rows).values if len(rows) else np.empty((len(fam), 0))
+    column = {row: i for i, row in enumerate(rows)}
+    out, report = {}, {}
+    for rsid in wanted:
+        copies = np.flatnonzero(ids == rsid)
+        merged = values[:, column[copies[0]]].astype(float)
+        if len(copies) > 1:
+            ref = bim.iloc[copies[0]]
+            disagree, both_called, alleles_differ = 0, 0, False
+            for k in copies[1:]:
+                other, row = values[:, column[k]].astype(float), bim.iloc[k]
+                if (row["a1"], row["a2"]) == (ref["a2"], ref["a1"]):
+                    other = 2 - other
+                elif (row["a1"], row["a2"]) != (ref["a1"], ref["a2"]):
+                    alleles_differ = True
+                called = ~np.isnan(merged) & ~np.isnan(other)
+                both_called += int(called.sum())
+                disagree += int((merged[called] != other[called]).sum())
+                fill = np.isnan(merged) & ~np.isnan(other)
+                merged[fill] = other[fill]
+            bad = disagree > 0 or alleles_differ
+            report[rsid] = {"copies": int(len(copies)), "calls_compared": both_called, "calls_disagreeing": disagree,
+                            "alleles_differ": alleles_differ, "action": ("dropped" if bad else "merged")}
+            if bad and duplicates == "error":
+                why = "carry different alleles" if alleles_differ else f"disagree on {disagree} of {both_called} calls"
+                raise G2IError(f"{prefix}.bim: panel SNP {rsid} appears {len(copies)} times and the copies {why}; "
+                               "fix the fileset, or set genotypes.duplicate_snps: drop to leave the SNP out")
+            if bad:
+                continue
+        out[rsid] = merged
+    return pd.DataFrame(out, index=pd.Index(fam["iid"], name="PTID"), columns=list(out)), report
 
 
 def find_t1(ptid: str, patterns: list[str], root: Path) -> str | None:
@@ -60,13 +101,15 @@ def find_t1(ptid: str, patterns: list[str], root: Path) -> str | None:
 
 
 def build_genotype_table(inputs: GenotypeInputs, ambiguous: str, ambiguous_max_maf: float,
-                         max_missing_panel_fraction: float) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame]:
+                         max_missing_panel_fraction: float, *, duplicate_snps: str
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame]:
     """Return (genotype table, subjects table, summary, exclusions)."""
     panel = load_panel()
     phases = list(inputs.raw_filesets)
-    per_phase, decisions, e4_from_snp = {}, {}, {}
+    per_phase, decisions, e4_from_snp, duplicated = {}, {}, {}, {}
     for phase in phases:
-        col6 = read_col6_counts(inputs.qc_dir / phase, list(panel["rsid"]) + [E4_SNP.rsid])
+        col6, duplicated[phase] = read_col6_counts(inputs.qc_dir / phase, list(panel["rsid"]) + [E4_SNP.rsid],
+                                                   duplicate_snps)
         bim = pd.read_csv(inputs.qc_dir / f"{phase}.bim", sep=r"\s+", header=None,
                           names=["chrom", "snp", "cm", "pos", "a1", "a2"], dtype=str).drop_duplicates("snp")
         counts, phase_decisions = effect_allele_counts(col6, bim, panel, ambiguous, ambiguous_max_maf)
@@ -86,7 +129,9 @@ def build_genotype_table(inputs: GenotypeInputs, ambiguous: str, ambiguous_max_m
         problems = []
         for phase in phases:
             decision = decisions[phase].get(rsid)
-            if decision is None:
+            if decision is None and duplicated[phase].get(rsid, {}).get("action") == "dropped":
+                problems.append(f"{phase}: duplicate probes disagree (genotypes.duplicate_snps: drop)")
+            elif decision is None:
                 problems.append(f"{phase}: absent after QC")
             elif decision.action == "drop":
                 problems.append(f"{phase}: {decision.reason}")
@@ -172,6 +217,7 @@ def build_genotype_table(inputs: GenotypeInputs, ambiguous: str, ambiguous_max_m
         "apoe4_source": dict(sources),
         "apoe4_snp_agrees_with_clinical": (round(float(np.mean(agree)), 4) if agree else None),
         "subjects_genotyped_in_several_phases": multi_phase,
+        "duplicate_panel_snps": {phase: d for phase, d in duplicated.items() if d},
         "exclusions": dict(Counter(exclusions["reason"])),
     }
     return table, subjects, summary, exclusions

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,31 +63,45 @@ def _plink2(args: list[str], log_hint: Path) -> None:
         raise G2IError(f"plink2 failed on {log_hint} (exit {result.returncode}):\n{tail}")
 
 
+def variants(bim) -> Counter:
+    """A .bim's variants as a multiset of (chrom, ID, position, A1, A2): IDs alone are not unique on real
+    arrays (several `.` IDs, duplicate probes), so counts and removed lists go by the whole record."""
+    return Counter(zip(bim["chrom"], bim["snp"], bim["pos"].astype(str), bim["a1"], bim["a2"]))
+
+
+def variant_name(key: tuple, ids: Counter) -> str:
+    """The rsID when it names one variant, else ID@chrom:pos:A1:A2."""
+    chrom, snp, pos, a1, a2 = key
+    return snp if snp != "." and ids[snp] == 1 else f"{snp}@{chrom}:{pos}:{a1}:{a2}"
+
+
 def qc_fileset(prefix: Path, out_prefix: Path, thresholds: QcThresholds) -> dict:
     """QC one fileset into out_prefix.{bed,bim,fam}; return counts and removed IDs per filter."""
     bim, fam = check_fileset(prefix)
     report = {"input": {"snps": len(bim), "samples": len(fam)}, "filters": [], "removed": {}}
+    ids = Counter(bim["snp"])
     with tempfile.TemporaryDirectory(prefix="g2i-qc-") as scratch:
         current = prefix
-        snps, samples = set(bim["snp"]), set(fam["iid"])
+        snps, samples = variants(bim), set(fam["iid"])
         for step, name in enumerate(FILTER_ORDER):
             nxt = Path(scratch) / f"step{step}_{name}"
             _plink2(["--bfile", str(current), f"--{name}", repr(getattr(thresholds, name)), "--make-bed",
                      "--out", str(nxt), "--silent"], prefix)
-            kept_snps, kept_samples = set(read_bim(f"{nxt}.bim")["snp"]), set(read_fam(f"{nxt}.fam")["iid"])
-            removed = sorted(samples - kept_samples) if name == "mind" else sorted(snps - kept_snps)
+            kept_snps, kept_samples = variants(read_bim(f"{nxt}.bim")), set(read_fam(f"{nxt}.fam")["iid"])
+            removed = (sorted(samples - kept_samples) if name == "mind" else
+                       sorted(variant_name(k, ids) for k in (snps - kept_snps).elements()))
             report["filters"].append({
                 "filter": name,
                 "label": FILTER_LABELS[name],
                 "threshold": getattr(thresholds, name),
-                "snps_before": len(snps), "snps_after": len(kept_snps),
+                "snps_before": snps.total(), "snps_after": kept_snps.total(),
                 "samples_before": len(samples), "samples_after": len(kept_samples),
             })
             report["removed"][name] = removed
             snps, samples, current = kept_snps, kept_samples, nxt
         for ext in (".bed", ".bim", ".fam"):
             shutil.copyfile(f"{current}{ext}", f"{out_prefix}{ext}")
-    report["output"] = {"snps": len(snps), "samples": len(samples)}
+    report["output"] = {"snps": snps.total(), "samples": len(samples)}
     return report
 
 
@@ -102,7 +117,7 @@ def run_genotype_qc(filesets: dict[str, Path], out_dir: Path, report_path: Path,
     with atomic_dir(out_dir, overwrite=True) as tmp:
         for phase, prefix in filesets.items():
             phases[phase] = qc_fileset(Path(prefix), tmp / phase, thresholds)
-        shared = set.intersection(*(set(read_bim(tmp / f"{phase}.bim")["snp"]) for phase in filesets))
+        shared = set.intersection(*(set(read_bim(tmp / f"{phase}.bim")["snp"]) for phase in filesets)) - {"."}
     report = {
         "thresholds": {name: getattr(thresholds, name) for name in FILTER_ORDER},
         "phases": {phase: {k: v for k, v in r.items() if k != "removed"} for phase, r in phases.items()},
