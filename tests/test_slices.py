@@ -27,7 +27,7 @@ from .conftest import ROOT
 
 SIZE = (32, 24)
 Z_MM = [16.0, 0.0]
-KNOBS = {"z_mm": Z_MM, "size": SIZE, "lower": 1.0, "upper": 99.0}
+KNOBS = {"z_mm": Z_MM, "size": SIZE, "lower": 1.0, "upper": 99.0, "on_bad_image": "fail", "max_excluded_fraction": 0.0}
 MINC_AXES = ("zspace", "yspace", "xspace")  # CIVET's on-disk order: (S, A, R)
 
 
@@ -218,6 +218,32 @@ def test_bad_inputs_are_named(make_bad, reference, tmp_path):
     with pytest.raises(G2IError, match=re.escape(str(path)) + ".*" + re.escape(problem)):
         build_slices(one_subject(path), out_dir=tmp_path / "slices", n_jobs=1, progress=False, **KNOBS)
     assert not (tmp_path / "slices").exists()
+
+
+def test_unusable_images_exclude_their_subject_with_the_reason_and_the_rest_go_on(subjects, reference, tmp_path):
+    bad = []
+    for k, make_bad in enumerate((_truncated, _four_d, _nan, _outside)):
+        (tmp_path / f"bad{k}").mkdir()
+        bad.append(make_bad(tmp_path / f"bad{k}", *reference))
+    bad.append((tmp_path / "absent_t1_final.nii.gz", "not found"))
+    table = pd.concat([subjects] + [one_subject(path).assign(PTID=f"999_S_{k:04d}") for k, (path, _) in enumerate(bad)],
+                      ignore_index=True).sample(frac=1.0, random_state=0).reset_index(drop=True)   # bad ones interleaved
+    knobs = {**KNOBS, "on_bad_image": "exclude", "max_excluded_fraction": 0.5}
+    summary = build_slices(table, out_dir=tmp_path / "mixed", n_jobs=2, progress=False, **knobs)
+    assert summary["n_subjects"] == 6 and summary["n_excluded"] == 5 and summary["per_class"] == {"AD": 2, "CN": 2, "MCI": 2}
+    exclusions = pd.read_csv(tmp_path / "mixed" / "exclusions.csv")
+    for path, problem in bad:
+        reason = exclusions.loc[exclusions["t1_path"] == str(path), "reason"].item()
+        assert str(path) in reason and problem in reason
+    # the kept subjects' rows are exactly what they give alone, in the table's order
+    good = table[~table["PTID"].str.startswith("999_")].reset_index(drop=True)
+    build_slices(good, out_dir=tmp_path / "good", n_jobs=1, progress=False, **KNOBS)
+    for name in ("slices.npy", "index.csv"):
+        assert (tmp_path / "mixed" / name).read_bytes() == (tmp_path / "good" / name).read_bytes(), name
+    assert pd.read_csv(tmp_path / "good" / "exclusions.csv").empty
+    with pytest.raises(G2IError, match=r"5 of 11 T1 images are unusable, more than slices.max_excluded_fraction = 0.4"):
+        build_slices(table, out_dir=tmp_path / "strict", n_jobs=1, progress=False, **{**knobs, "max_excluded_fraction": 0.4})
+    assert not (tmp_path / "strict").exists()
 
 
 def test_serial_parallel_and_dask_are_identical(subjects, tmp_path):

@@ -52,9 +52,12 @@ def run(args: argparse.Namespace) -> None:
         lower=knobs["lower_percentile"],
         upper=knobs["upper_percentile"],
         out_dir=args.out,
+        on_bad_image=knobs["on_bad_image"],
+        max_excluded_fraction=float(knobs["max_excluded_fraction"]),
         n_jobs=int(knobs.get("n_jobs", 0) if args.jobs is None else args.jobs),
         dask_address=args.dask_address or knobs.get("dask_address"),
         progress=not args.quiet,
     )
     print(f"wrote {args.out}: {summary['n_slices']} slices of {summary['image_size'][0]} x {summary['image_size'][1]} "
-          f"from {summary['n_subjects']} subjects {summary['per_class']}")
+          f"from {summary['n_subjects']} subjects {summary['per_class']}"
+          + (f"; {summary['n_excluded']} excluded, reasons in {args.out / 'exclusions.csv'}" if summary["n_excluded"] else ""))

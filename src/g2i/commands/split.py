@@ -16,6 +16,8 @@ DESCRIPTION = ("Split subjects, stratified by diagnosis: split.test_per_class pe
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--subjects", type=Path, default=Path("data/processed/subjects.csv"), help="subjects table")
+    parser.add_argument("--slices-index", type=Path, default=Path("data/processed/slices/index.csv"),
+                        help="the slices stage's index: only subjects with usable slices are split")
     parser.add_argument("--out", type=Path, default=Path("data/processed/split.csv"), help="PTID, diagnosis, split")
     parser.add_argument("--summary", type=Path, default=Path("reports/data/split.json"), help="class counts (DVC metric)")
 
@@ -28,10 +30,12 @@ def run(args: argparse.Namespace) -> None:
     from ..io.atomic import atomic_file, write_json
 
     params = resolved_params(args)["split"]
-    if not args.subjects.is_file():
-        raise G2IError(f"{args.subjects}: not found (run the genotypes stage first)")
-    split = split_subjects(pd.read_csv(args.subjects), int(params["test_per_class"]), float(params["val_fraction"]),
-                           int(params["seed"]))
+    for path, stage in ((args.subjects, "genotypes"), (args.slices_index, "slices")):
+        if not path.is_file():
+            raise G2IError(f"{path}: not found (run the {stage} stage first)")
+    subjects = pd.read_csv(args.subjects)
+    subjects = subjects[subjects["PTID"].isin(set(pd.read_csv(args.slices_index)["PTID"]))]   # T1s left out: not split
+    split = split_subjects(subjects, int(params["test_per_class"]), float(params["val_fraction"]), int(params["seed"]))
     summary = split_summary(split)
     with atomic_file(args.out) as handle:
         split.to_csv(handle, index=False)
