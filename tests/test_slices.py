@@ -212,7 +212,13 @@ def _not_minc(tmp_path, volume, affine):
     return path, "cannot read"
 
 
-@pytest.mark.parametrize("make_bad", [_truncated, _four_d, _nan, _zeros, _outside, _extension, _not_minc])
+def _not_mni(tmp_path, volume, affine):
+    moved = affine.copy()
+    moved[0, 3] += 35.0  # native-space-like: the head 35 mm right of where ICBM152 has the brain
+    return write_nifti(tmp_path / "native.nii.gz", volume, moved), "does not look like MNI space"
+
+
+@pytest.mark.parametrize("make_bad", [_truncated, _four_d, _nan, _zeros, _outside, _extension, _not_minc, _not_mni])
 def test_bad_inputs_are_named(make_bad, reference, tmp_path):
     path, problem = make_bad(tmp_path, *reference)
     with pytest.raises(G2IError, match=re.escape(str(path)) + ".*" + re.escape(problem)):
@@ -273,3 +279,34 @@ def test_pipeline_script_names_a_corrupt_image_and_writes_nothing(subjects, tmp_
     assert result.returncode == 2, result.stderr
     assert str(corrupt) in result.stderr and "cannot read" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mri", "subjects.csv"]
+
+
+def _brain(slice_: np.ndarray) -> np.ndarray:
+    return slice_ > -1.0
+
+
+def test_background_noise_or_offset_is_background_not_brain(reference, tmp_path):
+    """A background that decodes to a small positive value, or holds scanner noise, must not be normalised
+    as brain: the slice comes out as the clean one's (before: every pixel > 0 counted as brain)."""
+    volume, affine = reference
+    clean = axial_slices(volume, affine, Z_MM, SIZE, 1.0, 99.0)
+    rng = np.random.default_rng(0)
+    for name, dirty in (("offset", np.where(volume > 0, volume, 0.5)),
+                        ("noise", np.where(volume > 0, volume, rng.uniform(0.0, 3.0, volume.shape)))):
+        got = axial_slices(dirty.astype(np.float32), affine, Z_MM, SIZE, 1.0, 99.0)
+        assert (got[~_brain(clean)] == -1).mean() > 0.99, name                       # background stays -1
+        inside = _brain(clean) & _brain(got)
+        assert np.abs(got[inside] - clean[inside]).mean() < 0.02, name               # same intensity mapping
+
+
+def test_a_bright_scalp_outside_the_brain_does_not_compress_the_brain_contrast(reference):
+    volume, affine = reference
+    clean = axial_slices(volume, affine, Z_MM, SIZE, 1.0, 99.0)
+    # a bright ring 78-84 mm from the centre, in every axial plane: a scalp left on an image not skull-stripped
+    ijk = np.indices(volume.shape).reshape(3, -1)
+    xyz = (affine[:3, :3] @ ijk + affine[:3, 3:4]).reshape(3, *volume.shape)
+    radius = np.hypot(xyz[0] / 78.0, (xyz[1] + 17.0) / 105.0)
+    scalp = np.where((radius > 1.0) & (radius < 1.08), 3.0 * float(volume.max()), 0.0).astype(np.float32)
+    got = axial_slices(np.maximum(volume, scalp), affine, Z_MM, SIZE, 1.0, 99.0)
+    brain = _brain(clean)
+    assert np.abs(got[brain] - clean[brain]).mean() < 0.05
