@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from g2i.genetics.plink import read_bim, read_fam, write_plink1
 from g2i.imaging.io import load_t1
 
 from .conftest import ROOT
@@ -21,14 +22,36 @@ from .test_slices import write_minc1
 DATA_STAGES = ["split", "slices", "cohort_report"]   # targets: these and everything upstream (the data stages)
 
 
+GO2 = "genotypes/ADNI_GO_2_Forward_Bin"
+
+
 def civet_copy(raw: Path, dest: Path) -> None:
-    """The synthetic cohort as a real download: T1s re-written as CIVET .mnc, the ground truth left behind."""
+    """The synthetic cohort as a real download: T1s re-written as CIVET .mnc, the ground truth left behind,
+    ADNIMERGE's visits shuffled with blank fields, and the GO/2 array with a duplicate probe of rs429358
+    (alleles listed the other way round) and a SNP whose ID is `.`."""
+    from pandas_plink import read_plink1_bin
+
     shutil.copytree(raw, dest, ignore=shutil.ignore_patterns("synthetic", "*.nii.gz"))
     for nifti in sorted(raw.glob("mri/*/final/*_t1_final.nii.gz")):
         volume, affine = load_t1(nifti)
         target = dest / nifti.relative_to(raw).with_name(nifti.name.replace(".nii.gz", ".mnc"))
         target.parent.mkdir(parents=True, exist_ok=True)
         write_minc1(target, np.asarray(volume, dtype=np.float32), affine)
+    merged = pd.read_csv(dest / "ADNIMERGE.csv", dtype=str).sample(frac=1.0, random_state=0)  # visits in any order
+    merged.loc[merged.index[::3], ["MMSE", "AGE", "PTEDUCAT"]] = np.nan
+    merged.loc[merged.index[::7], "APOE4"] = np.nan
+    merged.to_csv(dest / "ADNIMERGE.csv", index=False)
+    bim, fam = read_bim(dest / f"{GO2}.bim"), read_fam(dest / f"{GO2}.fam")
+    col6 = read_plink1_bin(str(dest / f"{GO2}.bed"), verbose=False).values.T       # SNPs x samples, column-6 counts
+    a1 = np.where(np.isnan(col6), -1, 2 - col6).astype(np.int8)
+    apoe = int(np.flatnonzero(bim["snp"] == "rs429358")[0])
+    probe = bim.iloc[[apoe]].assign(a1=bim.at[apoe, "a2"], a2=bim.at[apoe, "a1"], pos=bim.at[apoe, "pos"] + 1)
+    dot = bim.iloc[[0]].assign(snp=".", pos=bim.at[0, "pos"] + 1)
+    swapped = np.where(a1[apoe] < 0, -1, 2 - a1[apoe])[None]
+    # each extra row next to its source: PLINK wants a chromosome's variants contiguous
+    order = sorted(range(len(bim) + 2), key=lambda i: ({len(bim): apoe + 0.5, len(bim) + 1: 0.5}.get(i, i)))
+    write_plink1(dest / GO2, pd.concat([bim, probe, dot], ignore_index=True).iloc[order].reset_index(drop=True), fam,
+                 np.concatenate([a1, swapped, a1[[0]]])[order].astype(np.int8))
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +88,15 @@ def test_the_data_stages_run_on_a_minc_tree_outside_the_repository(project):
     summary = json.loads((repo / "reports/cohort/summary.json").read_text())
     assert sum(c["n"] for c in summary["per_class"].values()) == len(subjects)
     assert "real data" in summary["ground_truth"]
+    genotypes = json.loads((repo / "reports/data/genotypes.json").read_text())
+    assert genotypes["duplicate_panel_snps"]["ADNIGO2"]["rs429358"]["action"] == "merged"
+    assert genotypes["duplicate_panel_snps"]["ADNIGO2"]["rs429358"]["calls_disagreeing"] == 0
+    qc = json.loads((repo / "reports/data/genotype_qc.json").read_text())["phases"]["ADNIGO2"]
+    removed = pd.read_csv(repo / "reports/data/genotype_qc_removed.tsv", sep="\t")
+    removed = removed[(removed["phase"] == "ADNIGO2") & (removed["kind"] == "snp")]
+    assert qc["input"]["snps"] == len(read_bim(adni / f"{GO2}.bim"))
+    assert qc["output"]["snps"] == len(read_bim(repo / "data/interim/genotype_qc/ADNIGO2.bim"))
+    assert qc["input"]["snps"] - qc["output"]["snps"] == len(removed)
     assert changed(repo) == set()
 
 
