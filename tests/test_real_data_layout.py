@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,17 @@ def test_the_data_stages_run_on_a_minc_tree_outside_the_repository(project):
     assert qc["input"]["snps"] == len(read_bim(adni / f"{GO2}.bim"))
     assert qc["output"]["snps"] == len(read_bim(repo / "data/interim/genotype_qc/ADNIGO2.bim"))
     assert qc["input"]["snps"] - qc["output"]["snps"] == len(removed)
+    # each data stage logged one MLflow run, tagged like the training runs, with its numbers
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        runs = dict(db.execute("SELECT r.name, r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                               "WHERE t.key = 'g2i.stage' AND t.value = r.name"))
+        metric = lambda run, key: db.execute("SELECT value FROM latest_metrics WHERE run_uuid = ? AND key = ?",
+                                             (run, key)).fetchone()
+        assert set(runs) == {"genotype_qc", "genotypes", "validate_genotypes", "slices", "split", "cohort_report"}
+        assert metric(runs["genotype_qc"], "phases/ADNIGO2/input/snps") == (qc["input"]["snps"],)
+        assert metric(runs["slices"], "n_subjects") == (len(subjects),)
+        docs = db.execute("SELECT artifact_uri FROM runs WHERE run_uuid = ?", (runs["validate_genotypes"],)).fetchone()[0]
+    assert (Path(docs.removeprefix("file://")) / "data_docs" / "index.html").is_file()
     assert changed(repo) == set()
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -105,3 +106,21 @@ def numeric_metrics(results: Mapping[str, Any], prefix: str = "") -> dict[str, f
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value)):
             out[name] = float(value)
     return out
+
+
+def log_stage(root: Path, stage: str, profile: str, summary: Mapping[str, Any], params: Mapping[str, Any] | None = None,
+              artifacts: Sequence[Path] = ()) -> None:
+    """One MLflow run for a data stage, tagged like the training runs: its settings as params, the numbers
+    of its summary as metrics ('a/b/c'), its reports (files or folders, e.g. the Data Docs) as artifacts."""
+    import mlflow
+
+    with start_run(root, stage, run_tags(root, profile, stage=stage)):
+        if params:
+            log_new_params(dict(flatten(params)))
+        # summary keys may be prose (e.g. an alignment reason); MLflow names allow letters, digits, _-. :/
+        mlflow.log_metrics({re.sub(r"[^\w\-. :/]+", "_", k): v for k, v in numeric_metrics(summary).items()})
+        for path in map(Path, artifacts):
+            if path.is_dir():
+                mlflow.log_artifacts(str(path), artifact_path=path.name)
+            elif path.is_file():
+                mlflow.log_artifact(str(path))

@@ -30,9 +30,13 @@ def run(args: argparse.Namespace) -> None:
     from ..config import repo_root
     from ..data.raw import RawInputs
     from ..reports.cohort import write_cohort_report
+    from ..tracking import log_stage
 
     params = resolved_params(args)
-    raw = RawInputs.from_params(params["data"], repo_root())
-    write_cohort_report(args.subjects, args.genotypes, raw, args.out,
-                        preview_z_mm=params["cohort_report"]["preview_z_mm"], figure=args.figure)
+    root = repo_root()
+    raw = RawInputs.from_params(params["data"], root)
+    summary = write_cohort_report(args.subjects, args.genotypes, raw, args.out,
+                                  preview_z_mm=params["cohort_report"]["preview_z_mm"], figure=args.figure)
+    log_stage(root, "cohort_report", params["profile"], summary, params["cohort_report"],
+              [args.figure] if args.figure else [])
     print(f"wrote {args.out}")

@@ -29,12 +29,15 @@ def run(args: argparse.Namespace) -> None:
     from ..data.raw import RawInputs
     from ..genetics.qc import QcThresholds, format_qc_table, run_genotype_qc
     from ..io.atomic import atomic_file
+    from ..tracking import log_stage
 
     params = resolved_params(args)
-    filesets = RawInputs.from_params(params["data"], repo_root()).genotype_filesets
+    root = repo_root()
+    filesets = RawInputs.from_params(params["data"], root).genotype_filesets
     report = run_genotype_qc(filesets, args.out, args.report, args.removed, QcThresholds.from_params(params["genotype_qc"]))
     with atomic_file(args.table) as handle:
         handle.write("# Genotype QC (PLINK 2)\n\n" + format_qc_table(report))
+    log_stage(root, "genotype_qc", params["profile"], report, params["genotype_qc"], [args.table, args.removed])
     for phase, r in report["phases"].items():
         print(f"{phase}: {r['input']['snps']:,} -> {r['output']['snps']:,} SNPs, "
               f"{r['input']['samples']:,} -> {r['output']['samples']:,} samples")

@@ -31,8 +31,11 @@ def run(args: argparse.Namespace) -> None:
     from ..data.raw import RawInputs
     from ..data.genotype_table import GenotypeInputs, build_genotype_table, write_genotype_outputs
 
+    from ..tracking import log_stage
+
     params = resolved_params(args)
-    raw, knobs = RawInputs.from_params(params["data"], repo_root()), params["genotypes"]
+    root = repo_root()
+    raw, knobs = RawInputs.from_params(params["data"], root), params["genotypes"]
     inputs = GenotypeInputs(qc_dir=args.qc, raw_filesets=raw.genotype_filesets, adnimerge=raw.adnimerge,
                             apoeres=raw.apoeres, t1_patterns=list(raw.t1_patterns), diagnosis_map=raw.diagnosis_map,
                             root=raw.root)
@@ -40,6 +43,7 @@ def run(args: argparse.Namespace) -> None:
         inputs, knobs["ambiguous_snps"], float(knobs["ambiguous_max_maf"]), float(knobs["max_missing_panel_fraction"]),
         duplicate_snps=knobs["duplicate_snps"])
     write_genotype_outputs(table, subjects, summary, exclusions, args.out, args.subjects, args.summary, args.exclusions)
+    log_stage(root, "genotypes", params["profile"], summary, knobs, [args.summary, args.exclusions])
     print(f"wrote {args.out}: {summary['n_subjects']} subjects {summary['per_class']}, "
           f"{len(summary['panel_snps_kept'])}/{summary['panel_snps_total']} panel SNPs; "
           f"excluded {len(exclusions)} subjects {summary['exclusions']}")

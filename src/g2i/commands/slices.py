@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> None:
     from ..data.raw import RawInputs
     from ..data.slices import build_slices
     from ..errors import G2IError
+    from ..tracking import log_stage
 
     params = resolved_params(args)
     knobs = params["slices"]
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> None:
         dask_address=args.dask_address or knobs.get("dask_address"),
         progress=not args.quiet,
     )
+    log_stage(repo_root(), "slices", params["profile"], summary, knobs, [args.out / "exclusions.csv"])
     print(f"wrote {args.out}: {summary['n_slices']} slices of {summary['image_size'][0]} x {summary['image_size'][1]} "
           f"from {summary['n_subjects']} subjects {summary['per_class']}"
           + (f"; {summary['n_excluded']} excluded, reasons in {args.out / 'exclusions.csv'}" if summary["n_excluded"] else ""))

@@ -27,9 +27,12 @@ def run(args: argparse.Namespace) -> None:
 
     from ..data.split import split_subjects, split_summary
     from ..errors import G2IError
+    from ..config import repo_root
     from ..io.atomic import atomic_file, write_json
+    from ..tracking import log_stage
 
-    params = resolved_params(args)["split"]
+    resolved = resolved_params(args)
+    params = resolved["split"]
     for path, stage in ((args.subjects, "genotypes"), (args.slices_index, "slices")):
         if not path.is_file():
             raise G2IError(f"{path}: not found (run the {stage} stage first)")
@@ -40,4 +43,5 @@ def run(args: argparse.Namespace) -> None:
     with atomic_file(args.out) as handle:
         split.to_csv(handle, index=False)
     write_json(args.summary, summary)
+    log_stage(repo_root(), "split", resolved["profile"], summary, params, [args.summary])
     print("split: " + ", ".join(f"{name} {counts['total']}" for name, counts in summary.items()))

@@ -31,10 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ..config import repo_root
+    from ..tracking import log_stage
     from ..validation.genotypes import read_expected_snps, rules_from_params, validate_genotype_table
 
-    rules = rules_from_params(resolved_params(args))
+    params = resolved_params(args)
+    rules = rules_from_params(params)
     summary = validate_genotype_table(args.table, read_expected_snps(args.genotype_summary), rules,
                                       gx_root=args.gx_root, docs_dir=args.docs, summary_path=args.summary)
+    log_stage(repo_root(), "validate_genotypes", params["profile"], summary, params["validate_genotypes"],
+              [args.docs, args.summary])
     print(f"{args.table}: all {summary['expectations_evaluated']} checks passed ({summary['rows']} subjects "
           f"{summary['per_class']}, {summary['snps']} SNPs); wrote {args.docs / 'index.html'} and {args.summary}")
