@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> None:
         subjects = pd.read_csv(args.subjects, dtype={"PTID": str, "diagnosis": str, "t1_path": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise G2IError(f"{args.subjects}: not a readable CSV table ({exc})") from exc
-    if "t1_path" in subjects.columns:
-        raw = RawInputs.from_params(params["data"], repo_root())
+    if "t1_path" in subjects.columns and any(not Path(p).is_absolute() for p in subjects["t1_path"].dropna()):
+        raw = RawInputs.from_params(params["data"], repo_root())   # relative paths are under data.root
         subjects["t1_path"] = [p if pd.isna(p) else str(raw.path(p)) for p in subjects["t1_path"]]
     summary = build_slices(
         subjects,
