@@ -32,17 +32,12 @@ def run(args: argparse.Namespace) -> None:
     from ..config import repo_root
     from ..data.raw import RawInputs
     from ..data.slices import build_slices
-    from ..errors import G2IError
+    from ..io.tables import read_stage_table
     from ..tracking import log_stage
 
     params = resolved_params(args)
     knobs = params["slices"]
-    if not args.subjects.is_file():
-        raise G2IError(f"{args.subjects}: not found (run the genotypes stage first)")
-    try:
-        subjects = pd.read_csv(args.subjects, dtype={"PTID": str, "diagnosis": str, "t1_path": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise G2IError(f"{args.subjects}: not a readable CSV table ({exc})") from exc
+    subjects = read_stage_table(args.subjects, (), "genotypes", dtype={"PTID": str, "diagnosis": str, "t1_path": str})
     if "t1_path" in subjects.columns and any(not Path(p).is_absolute() for p in subjects["t1_path"].dropna()):
         raw = RawInputs.from_params(params["data"], repo_root())   # relative paths are under data.root
         subjects["t1_path"] = [p if pd.isna(p) else str(raw.path(p)) for p in subjects["t1_path"]]

@@ -23,21 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     from ..data.split import split_subjects, split_summary
-    from ..errors import G2IError
     from ..config import repo_root
     from ..io.atomic import atomic_file, write_json
+    from ..io.tables import read_stage_table
     from ..tracking import log_stage
 
     resolved = resolved_params(args)
     params = resolved["split"]
-    for path, stage in ((args.subjects, "genotypes"), (args.slices_index, "slices")):
-        if not path.is_file():
-            raise G2IError(f"{path}: not found (run the {stage} stage first)")
-    subjects = pd.read_csv(args.subjects)
-    subjects = subjects[subjects["PTID"].isin(set(pd.read_csv(args.slices_index)["PTID"]))]   # T1s left out: not split
+    subjects = read_stage_table(args.subjects, ("PTID", "diagnosis"), "genotypes")
+    sliced = read_stage_table(args.slices_index, ("PTID",), "slices")
+    subjects = subjects[subjects["PTID"].isin(set(sliced["PTID"]))]   # T1s the slices stage left out: not split
     split = split_subjects(subjects, int(params["test_per_class"]), float(params["val_fraction"]), int(params["seed"]))
     summary = split_summary(split)
     with atomic_file(args.out) as handle:

@@ -13,26 +13,14 @@ from ..errors import G2IError
 from ..imaging.io import load_t1
 from ..imaging.morphometry import ventricle_volume_ml
 from ..io.atomic import write_json
-
-
-def _table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    if not Path(path).is_file():
-        raise G2IError(f"{path}: not found (run the genotypes stage first)")
-    try:
-        table = pd.read_csv(path, dtype={"PTID": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise G2IError(f"{path}: not a readable CSV table ({exc})") from exc
-    missing = sorted(set(columns) - set(table.columns))
-    if missing:
-        raise G2IError(f"{path}: missing column(s) {missing}")
-    return table
+from ..io.tables import read_stage_table
 
 
 def measure_cohort(subjects: Path, genotypes: Path, raw: RawInputs) -> pd.DataFrame:
     """The subjects the genotypes stage kept (its subjects.csv: the same data section, T1 patterns, MINC or
     NIfTI): PTID, DX, APOE4 (the coded e4 dose, NaN when not called), T1 path, measured ventricle volume (mL)."""
-    kept = _table(subjects, ("PTID", "diagnosis", "t1_path"))
-    dose = _table(genotypes, ("PTID",)).set_index("PTID")
+    kept = read_stage_table(subjects, ("PTID", "diagnosis", "t1_path"), "genotypes", dtype={"PTID": str})
+    dose = read_stage_table(genotypes, ("PTID",), "genotypes", dtype={"PTID": str}).set_index("PTID")
     apoe4 = dose["APOE4"] if "APOE4" in dose.columns else pd.Series(np.nan, index=dose.index)
     rows = []
     for row in kept.itertuples():
