@@ -90,6 +90,8 @@ def test_a_table_in_any_column_order_equals_the_array():
     ({"genotypes": [[0, 1, 2]], "num_inference_steps": 10_000}, "num_inference_steps"),
     ({"genotypes": [[0, 1, 2]], "sampler": "euler"}, "sampler"),
     ({"genotypes": [[0, 1, 2]], "guidance_scale": -1.0}, "guidance_scale"),
+    ({"genotypes": [[0, 1, 2]], "genotype_guidance_scale": float("nan")}, "genotype_guidance_scale"),
+    ({"genotypes": [[0, 1, 2]], "genotype_guidance_scale": -2.0}, "genotype_guidance_scale"),
     ({"genotypes": [[0, 1, 2], [1, 1, 1]], "diagnosis": ["CN", "AD", "MCI"]}, "diagnosis"),
     ({"diagnosis": "AD"}, "genotypes"),
 ])
@@ -98,6 +100,40 @@ def test_bad_input_raises_a_value_error_naming_the_field(kwargs, field):
     kwargs = {"diagnosis": "CN", "num_inference_steps": 2, **kwargs}
     with pytest.raises(ValueError, match=rf"^{field}"):
         pipe(**kwargs)
+
+
+def test_compositional_guidance_mixes_the_three_branches_and_runs_only_those_needed():
+    """eps_null + w_dx (eps_dx - eps_null) + w_g (eps_full - eps_dx); w_g = w_dx is plain CFG."""
+    from g2i.sampling import guided_eps
+
+    values = {"full": torch.tensor(3.0), "dx": torch.tensor(2.0), "null": torch.tensor(0.5)}
+    calls = []
+
+    def eps_of(onehot, tokens):
+        calls.append(onehot + tokens)
+        return values[onehot + tokens]
+
+    full, dx, null = ("fu", "ll"), ("d", "x"), ("nu", "ll")
+    cases = [((1.0, 1.0), 3.0, ["full"]),
+             ((2.0, 2.0), 0.5 + 2 * (3.0 - 0.5), ["full", "null"]),
+             ((1.0, 4.0), 2.0 + 4 * (3.0 - 2.0), ["full", "dx"]),
+             ((2.0, 4.0), 0.5 + 2 * (2.0 - 0.5) + 4 * (3.0 - 2.0), ["full", "dx", "null"])]
+    for (w_dx, w_g), expected, branches in cases:
+        calls.clear()
+        assert float(guided_eps(eps_of, full, dx, null, w_dx, w_g)) == pytest.approx(expected)
+        assert calls == branches
+
+
+def test_genotype_guidance_moves_only_models_that_see_both_conditions():
+    """w_g changes g2i_l_att's images; in g2i and ldm (one condition) it is ignored; None equals w_dx."""
+    for variant, moves in (("g2i_l_att", True), ("g2i", False), ("ldm", False)):
+        pipe = tiny_pipeline(variant)
+        run = lambda **kw: pipe(genotypes=[[0, 1, 2], [2, 2, 0]], diagnosis=["CN", "AD"], num_inference_steps=3,  # noqa: E731
+                                seed=4, output_type="np", guidance_scale=2.0, **kw).images
+        plain = run()
+        np.testing.assert_array_equal(plain, run(genotype_guidance_scale=None))
+        np.testing.assert_array_equal(plain, run(genotype_guidance_scale=2.0))
+        assert (not np.array_equal(plain, run(genotype_guidance_scale=6.0))) == moves
 
 
 def test_png_and_nifti_outputs(tmp_path):

@@ -10,6 +10,7 @@ from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
 from g2i.errors import G2IError
 from g2i.evaluation.generated import (SampleConfig, choose_guidance, guidance_set, load_set, pipeline_generator,
                                      write_sets)
+from g2i.evaluation.models import guidance_settings
 
 from .test_g2i_pipeline import tiny_pipeline
 
@@ -94,25 +95,79 @@ def test_guidance_sweep_set_uses_validation_subjects_and_the_counterfactual_nois
     pipe = tiny_pipeline("g2i_l_att")
     cfg = SampleConfig(per_subject=1, per_class=4, n_counterfactual=3, guidance_sweep=(1.0, 3.0),
                        guidance_models=("g2i_l_att",), guidance_per_subject=2)
-    sweep = guidance_set(lambda w: pipeline_generator(pipe, {**SAMPLING, "guidance_scale": w}, progress=False),
-                         train, test, cfg)
+    at = lambda w, w_g: pipeline_generator(pipe, {**SAMPLING, **guidance_settings(w, w_g)}, progress=False)  # noqa: E731
+    sweep = guidance_set(at, train, test, cfg, [(1.0, 1.0), (3.0, 3.0)])
     counts = write_sets(pipeline_generator(pipe, SAMPLING, progress=False), train, test, cfg, tmp_path, guidance=sweep)
     assert counts["guidance"] == 2 * (3 * 2 + 3 * 3)     # per w: 2 images per val subject + 3 doses x 3 subjects
     g, cf = load_set(tmp_path, "guidance"), load_set(tmp_path, "counterfactual")
-    assert g["w"].tolist() == [1.0, 3.0] and g["val_row"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert g["w"].tolist() == [1.0, 3.0] and g["w_g"].tolist() == [1.0, 3.0] and g["val_row"].tolist() == [0, 0, 1, 1, 2, 2]
     np.testing.assert_array_equal(g["cf_row"], cf["row"])
     np.testing.assert_array_equal(g["w0_dose_2"], cf["dose_2"])      # w = 1 is the plain conditional sampler
     assert not np.array_equal(g["w1_dose_2"], cf["dose_2"])           # guidance changes the images
+    # extending the sweep adds only the new points; (1, 1) is not generated again
+    calls = []
+    more = guidance_set(lambda w, w_g: calls.append((w, w_g)) or at(w, w_g), train, test, cfg,
+                        [(1.0, 1.0), (1.0, 4.0)], sets=sweep)
+    assert calls == [(1.0, 4.0)] and more["w"].tolist() == [1.0, 3.0, 1.0] and more["w_g"].tolist() == [1.0, 3.0, 4.0]
+    np.testing.assert_array_equal(more["w1_val"], sweep["w1_val"])
+    assert not np.array_equal(more["w2_val"], sweep["w0_val"])       # the genotype's own scale changes the images
     with pytest.raises(G2IError, match="guidance_sweep"):
         SampleConfig.from_params({"guidance_sweep": [1.0, "x"]})
+    with pytest.raises(G2IError, match="genotype_guidance_sweep needs"):
+        SampleConfig.from_params({"genotype_guidance_sweep": [2.0]})
+
+
+def _sweep_images(pairs):
+    """A sweep whose validation images of point i are all equal to i (so a scorer can tell them apart)."""
+    sets = {f"w{i}_val": np.full((3, 4, 4), float(i), dtype=np.float16) for i in range(len(pairs))}
+    return {"w": np.array([p[0] for p in pairs]), "w_g": np.array([p[1] for p in pairs]),
+            "val_label": np.array([0, 1, 2]), **sets}
 
 
 def test_choose_guidance_takes_the_lowest_fd_and_the_smaller_w_on_a_tie():
-    images = {f"w{i}_val": np.full((2, 4, 4), float(i), dtype=np.float16) for i in range(4)}
+    sets = _sweep_images([(1.0, 1.0), (2.0, 2.0), (3.0, 3.0), (5.0, 5.0)])
     by_level = {0: 3.0, 1: 1.5, 2: 0.7, 3: 0.7}            # FD of each w's validation images
-    fd = lambda x: by_level[int(x[0, 0, 0])]
-    w, fds = choose_guidance({"w": np.array([1.0, 2.0, 3.0, 5.0]), **images}, fd)
-    assert w == 3.0 and fds.tolist() == [3.0, 1.5, 0.7, 0.7]
-    w, _ = choose_guidance({"w": np.array([1.0, 2.0]), **{k: images[k] for k in ("w0_val", "w1_val")}},
-                           lambda x: 1.0)
-    assert w == 1.0
+    fd = lambda x: by_level[int(x[0, 0, 0])]  # noqa: E731
+    chosen = choose_guidance(sets, fd)
+    assert chosen["w"] == chosen["w_g"] == 3.0 and chosen["fd_cnn"].tolist() == [3.0, 1.5, 0.7, 0.7]
+    assert np.isnan(chosen["label_error"]).all()
+    assert choose_guidance(_sweep_images([(1.0, 1.0), (2.0, 2.0)]), lambda x: 1.0)["w"] == 1.0
+
+
+def test_choose_guidance_sets_the_diagnosis_by_label_effects_then_the_genotype_by_fd():
+    # single-scale points 0..3, then the genotype's own scale at w_dx = 2 (points 4, 5)
+    sets = _sweep_images([(1.0, 1.0), (2.0, 2.0), (3.0, 3.0), (5.0, 5.0), (2.0, 3.0), (2.0, 5.0)])
+    error = {0: 0.30, 1: 0.05, 2: 0.8, 3: 1.6, 4: 0.2, 5: 0.3}        # label effects: w = 2 matches the real ones
+    fd = {0: 2.0, 1: 1.0, 2: 0.5, 3: 0.9, 4: 0.6, 5: 0.8}            # FD alone would take w = 3
+    chosen = choose_guidance(sets, lambda x: fd[int(x[0, 0, 0])], lambda x, labels: error[int(x[0, 0, 0])])
+    assert (chosen["w"], chosen["w_g"]) == (2.0, 3.0)                 # w_dx by labels; w_g by FD among w_dx = 2
+    assert chosen["label_error"].tolist() == [0.30, 0.05, 0.8, 1.6, 0.2, 0.3]
+    # an unmeasurable point (inf) never wins; without single-scale points there is nothing to choose from
+    error[1] = float("inf")
+    assert choose_guidance(sets, lambda x: fd[int(x[0, 0, 0])], lambda x, labels: error[int(x[0, 0, 0])])["w"] == 1.0
+    with pytest.raises(G2IError, match="single-scale"):
+        choose_guidance(_sweep_images([(1.0, 2.0)]), lambda x: 1.0)
+
+
+def test_label_effect_error_is_zero_for_the_real_slices_and_grows_with_exaggeration(monkeypatch):
+    from g2i.evaluation.generated import label_effect_error
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 40)
+    log_area = np.array([0.0, 0.26, 0.41])[labels] + rng.normal(0, 0.1, labels.size)
+    measure = {}
+
+    def fake_area(images):   # images carry their own log area in pixel [0, 0]
+        return np.exp(images[:, 0, 0].astype(np.float64))
+
+    import g2i.evaluation.fidelity as fidelity
+
+    monkeypatch.setattr(fidelity, "lateral_ventricle_area", fake_area)
+    error = label_effect_error(np.exp(log_area), labels)
+    as_images = lambda logs: np.broadcast_to(logs[:, None, None], (logs.size, 2, 2)).astype(np.float32)  # noqa: E731
+    measure["same"] = error(as_images(log_area), labels)
+    measure["double"] = error(as_images(2 * log_area - log_area[labels == 0].mean()), labels)
+    measure["flat"] = error(as_images(np.zeros(labels.size) + rng.normal(0, 0.1, labels.size)), labels)
+    assert measure["same"] == pytest.approx(0.0, abs=1e-9)
+    assert measure["double"] == pytest.approx(1.0, abs=0.05)          # twice the real differences: error 1
+    assert 0.7 < measure["flat"] < 1.3                                # no class difference: error ~1

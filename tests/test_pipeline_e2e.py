@@ -56,7 +56,8 @@ def tiny_training(params: dict) -> None:
     params["model"]["gan"] = {k: v for k, v in TINY_GAN["gan"].items()}
     params["training"]["gan"] = {**TINY_GAN_TRAIN, "max_steps": 2}
     params["profiles"]["demo"]["sample"] = {"per_subject": 1, "per_class": 16, "n_counterfactual": 4,
-                                            "guidance_sweep": [1.0, 2.0], "guidance_models": ["g2i_l_att"]}
+                                            "guidance_sweep": [1.0, 2.0], "guidance_models": ["g2i_l_att"],
+                                            "genotype_guidance_sweep": [1.0, 3.0]}
     params["evaluate"].update({"max_pairs": 20, "kid_subset_size": 8})
     params["classify"].update({"seeds": [0, 1]})
     params["classify"]["classifier"].update({"epochs": 1, "batch_size": 8})
@@ -103,11 +104,20 @@ def test_repro_runs_every_stage_then_nothing(repo):
                    "reports/probe/probe.md"):
         assert (repo / output).is_file(), output
     # the swept model's sets are generated at the w the sweep chose; the others at sampling.guidance_scale
+    # (w_dx by label effects over the single-scale points, then w_g by FD_cnn at that w_dx)
     sweep = np.load(repo / "data/generated/g2i_l_att/guidance.npz")
-    assert float(sweep["chosen"]) in (1.0, 2.0) and sweep["fd_cnn"].shape == (2,)
-    assert float(sweep["chosen"]) == 1.0 + float(np.argmin(sweep["fd_cnn"]))
+    w, w_g, fd, error = sweep["w"], sweep["w_g"], sweep["fd_cnn"], sweep["label_error"]
+    assert float(sweep["chosen"]) in (1.0, 2.0) and len(w) == len(fd) == len(error) >= 3
+    assert {(1.0, 1.0), (2.0, 2.0), (float(sweep["chosen"]), 3.0)} <= set(zip(w.tolist(), w_g.tolist()))
+    single = [i for i in range(len(w)) if w[i] == w_g[i]]
+    best = min(single, key=lambda i: (not np.isfinite(error[i]), error[i] if np.isfinite(error[i]) else 0.0, w[i]))
+    assert float(sweep["chosen"]) == w[best]
+    at_w = [i for i in range(len(w)) if w[i] == w[best]]
+    assert float(sweep["chosen_genotype"]) == w_g[min(at_w, key=lambda i: (fd[i], w_g[i]))]
     summary = json.loads((repo / "data/generated/g2i_l_att/summary.json").read_text())
     assert summary["generation"]["guidance_scale"] == float(sweep["chosen"])
+    assert summary["generation"]["genotype_guidance_scale"] == (
+        None if sweep["chosen_genotype"] == sweep["chosen"] else float(sweep["chosen_genotype"]))
     assert not (repo / "data/generated/g2i/guidance.npz").exists()
     table1 = (repo / "reports/evaluate/table1.md").read_text()
     assert all(f"| {name} |" in table1 for name in ("CGAN", "StackGAN", "AttnGAN", "LDM", "G2I", "G2I-l w/o Att",

@@ -60,7 +60,7 @@ def test_latents_are_the_encoder_means(tiny):
 
 def params_for(steps: int = 6, **training) -> dict:
     return {"model": TINY_MODEL, "training": {"diffusion": {**TRAIN, "max_steps": steps, **training},
-                                              "condition_dropout": 0.25}}
+                                              "condition_dropout": 0.25, "genotype_dropout": 0.0}}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -135,6 +135,58 @@ def test_condition_dropout_uses_the_null_condition(tiny):
     batch = {"z_0": torch.randn(4, 2, 4, 4), "label": torch.tensor([0, 1, 2, 0]), "genotype": torch.zeros(4, 3, dtype=torch.long)}
     loss, _ = loss_fn(modules, batch, torch.Generator().manual_seed(0))
     assert torch.isfinite(loss) and calls["drop"].all()
+
+
+def test_genotype_dropout_adds_a_diagnosis_only_share(tiny):
+    """u < p_c drops both conditions, p_c <= u < p_c + p_g only the genotype; p_g = 0 draws the same stream."""
+    from g2i.models import build_denoiser, build_genotype_encoder
+
+    seen = {}
+
+    class SpyEncoder(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, genotypes, drop=None):
+            seen["genotype_dropped"] = drop.clone()
+            return self.inner(genotypes, drop=drop)
+
+    class SpyDenoiser(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, z_t, t, onehot, tokens):
+            seen["label_dropped"] = onehot.sum(1) == 0
+            return self.inner(z_t, t, onehot, tokens)
+
+    modules = {"denoiser": SpyDenoiser(build_denoiser("g2i_l_att", TINY_MODEL)),
+               "genotype_encoder": SpyEncoder(build_genotype_encoder(TINY_MODEL, 3))}
+    n = 4000
+    batch = {"z_0": torch.randn(n, 2, 4, 4), "label": torch.randint(0, 3, (n,)), "genotype": torch.zeros(n, 3, dtype=torch.long)}
+    scheduler = build_scheduler(TINY_MODEL)
+    diffusion_loss((True, True), scheduler, 0.2, 0.3)(modules, batch, torch.Generator().manual_seed(0))
+    label, genotype = seen["label_dropped"], seen["genotype_dropped"]
+    assert abs(label.float().mean() - 0.2) < 0.03 and abs(genotype.float().mean() - 0.5) < 0.03
+    assert genotype[label].all()                       # a dropped diagnosis always comes with the null genotype
+    plain = diffusion_loss((True, True), scheduler, 0.2, 0.0)(modules, batch, torch.Generator().manual_seed(0))[0]
+    before = seen["genotype_dropped"]
+    assert torch.equal(before, seen["label_dropped"])  # p_g = 0: the joint null only, as before the knob existed
+    again = diffusion_loss((True, True), scheduler, 0.2, 0.0)(modules, batch, torch.Generator().manual_seed(0))[0]
+    assert torch.equal(plain, again)
+
+
+def test_dropout_shares_are_checked():
+    from g2i.training.diffusion import condition_dropouts
+
+    assert condition_dropouts({"condition_dropout": 0.1, "genotype_dropout": 0.1}) == (0.1, 0.1)
+    with pytest.raises(G2IError, match="genotype_dropout is missing"):
+        condition_dropouts({"condition_dropout": 0.1})
+    with pytest.raises(G2IError, match="below 1"):
+        condition_dropouts({"condition_dropout": 0.6, "genotype_dropout": 0.5})
+    with pytest.raises(G2IError, match=r"within \[0, 1\)"):
+        condition_dropouts({"condition_dropout": -0.1, "genotype_dropout": 0.1})
 
 
 def test_unknown_variant_lists_the_valid_ones(tiny, tmp_path):

@@ -160,13 +160,15 @@ class G2IPipeline(DiffusionPipeline):
     def __call__(self, genotypes=None, diagnosis=None, num_inference_steps: int = 50, sampler: str = "ddpm",
                  guidance_scale: float = 1.0, eta: float = 0.0, seed: int | None = None,
                  generator: torch.Generator | None = None, batch_size: int = 64, progress: bool = False,
-                 output_type: str = "both") -> G2IPipelineOutput:
+                 output_type: str = "both", genotype_guidance_scale: float | None = None) -> G2IPipelineOutput:
         """Generate one slice per row of conditions.
 
         genotypes: table or B x F_g codes (needed by g2i, g2i_l_noatt, g2i_l_att; ignored by ldm);
         diagnosis: B names/indices or one for all (needed by ldm, g2i_l_noatt, g2i_l_att; ignored by g2i).
         Randomness comes from `generator`, else from a CPU generator seeded with `seed` (default 0): the
-        same seed and inputs give the same images.
+        same seed and inputs give the same images. `guidance_scale` w (the diagnosis' scale w_dx when
+        `genotype_guidance_scale` w_g is given; that one acts only in variants that see both conditions:
+        eps_null + w_dx (eps_dx - eps_null) + w_g (eps_dx,g - eps_dx), see g2i.sampling).
         """
         from tqdm import tqdm
 
@@ -179,6 +181,8 @@ class G2IPipeline(DiffusionPipeline):
             raise ValueError(f"sampler: unknown '{sampler}'; valid: {', '.join(SAMPLERS)}")
         if not np.isfinite(guidance_scale) or guidance_scale < 0:
             raise ValueError(f"guidance_scale: must be a finite number >= 0, got {guidance_scale}")
+        if genotype_guidance_scale is not None and (not np.isfinite(genotype_guidance_scale) or genotype_guidance_scale < 0):
+            raise ValueError(f"genotype_guidance_scale: must be a finite number >= 0 (or None), got {genotype_guidance_scale}")
         if batch_size <= 0:
             raise ValueError(f"batch_size: must be positive, got {batch_size}")
         if output_type not in ("np", "pil", "both"):
@@ -212,7 +216,9 @@ class G2IPipeline(DiffusionPipeline):
             part = slice(start, start + batch_size)
             z_0 = sample_latents(self.unet, self.genotype_encoder, reverse, labels[part], codes[part], latent_shape,
                                  int(num_inference_steps), float(guidance_scale), generator, float(eta),
-                                 progress=progress and len(chunks) == 1)
+                                 progress=progress and len(chunks) == 1,
+                                 genotype_guidance_scale=None if genotype_guidance_scale is None
+                                 else float(genotype_guidance_scale))
             images.append(decode(self.vae, z_0).float().cpu()[:, 0].numpy())
         array = np.concatenate(images).astype(np.float32)
         pil = [to_pil(image) for image in array] if output_type in ("pil", "both") else []

@@ -12,8 +12,10 @@ HELP = "generate the evaluation sets of one trained model (diffusion variant or 
 DESCRIPTION = ("Load models/<variant>/ and generate: several images per test subject (its genotype and "
                "diagnosis), per-class images that fill the classifier's training set to sample.per_class, and "
                "the APOE e4 dose sweep on fixed noise. A model in sample.guidance_models first gets the "
-               "classifier-free guidance sweep on the validation subjects, and all its sets are generated at the w "
-               "with the lowest FD_cnn there. Writes data/generated/<variant>/{test,augment,counterfactual[,guidance]}.npz "
+               "classifier-free guidance sweep on the validation subjects: the diagnosis scale w whose generated "
+               "label effects are closest to the real training slices' (or, without a diagnosis input, the lowest "
+               "FD_cnn), then, for models that see both conditions, the genotype scale w_g with the lowest FD_cnn "
+               "at that w (sample.genotype_guidance_sweep); all its sets are generated at the chosen scales. Writes data/generated/<variant>/{test,augment,counterfactual[,guidance]}.npz "
                "and logs counts to MLflow.")
 
 
@@ -23,6 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                          "g2i_l_att, or a GAN: cgan, stackgan, attngan)")
     parser.add_argument("--models", type=Path, default=Path("models"), help="folder holding <variant>/")
     parser.add_argument("--out", type=Path, default=Path("data/generated"), help="sets go to <out>/<variant>/")
+
+
+def load_variant_uses(model_dir: Path) -> dict:
+    """Which conditions a saved diffusion model sees (its denoiser config), without loading the weights."""
+    import json
+
+    from ..models.denoiser import USES_GENOTYPE, USES_LABEL
+
+    variant = json.loads((Path(model_dir) / "unet" / "config.json").read_text())["variant"]
+    return {"label": USES_LABEL[variant], "genotype": USES_GENOTYPE[variant]}
 
 
 def run(args: argparse.Namespace) -> None:
@@ -37,9 +49,10 @@ def run(args: argparse.Namespace) -> None:
     from ..errors import G2IError
     from ..evaluation.classifier import ClassifierConfig, extract_features, scarcity_subsamples
     from ..evaluation.evaluate import feature_cnn
-    from ..evaluation.generated import SampleConfig, choose_guidance, guidance_set, write_sets
+    from ..evaluation.fidelity import lateral_ventricle_area
+    from ..evaluation.generated import SampleConfig, choose_guidance, guidance_set, label_effect_error, write_sets
     from ..evaluation.image_metrics import frechet_distance
-    from ..evaluation.models import guided_generators, load_generator
+    from ..evaluation.models import guidance_settings, guided_generators, load_generator
     from ..io.atomic import atomic_dir, write_json
     from ..tracking import flatten, log_new_params, run_tags, start_run
 
@@ -63,18 +76,34 @@ def run(args: argparse.Namespace) -> None:
                         **dict(flatten({"sample": params["sample"], "generation": settings}))})
         started = time.perf_counter()
         guidance = None
-        if swept:   # sweep w on the validation subjects first; every other set is generated at the chosen w
-            print(f"{args.variant}: guidance sweep w = {list(cfg.guidance_sweep)} on the validation subjects ...")
+        if swept:   # sweep w on the validation subjects first; every other set is generated at the chosen scales
             generate_at = guided_generators(args.models / args.variant, params)
-            guidance = guidance_set(generate_at, train, SliceGenotypeDataset(paths, "val"), cfg)
-            cnn, _, f_train = feature_cnn(train, ClassifierConfig.from_params(params["classify"]["classifier"]),
-                                          int(params["evaluate"]["seed"]))
-            w, fds = choose_guidance(guidance, lambda x: frechet_distance(extract_features(cnn, x), f_train))
-            guidance.update(chosen=np.float64(w), fd_cnn=fds)
-            generate, settings = generate_at(w), {**settings, "guidance_scale": w}
-            mlflow.log_metrics({"guidance_chosen": w} | {f"guidance_fd_cnn_w{x:g}": f
-                                                        for x, f in zip(cfg.guidance_sweep, fds)})
-            print(f"{args.variant}: FD_cnn per w {dict(zip(cfg.guidance_sweep, np.round(fds, 3)))} -> w = {w:g}")
+            pipe_uses = load_variant_uses(args.models / args.variant)
+            val = SliceGenotypeDataset(paths, "val")
+            print(f"{args.variant}: guidance sweep w = {list(cfg.guidance_sweep)} on the validation subjects ...")
+            guidance = guidance_set(generate_at, train, val, cfg, [(w, w) for w in cfg.guidance_sweep])
+            cnn, x_train, f_train = feature_cnn(train, ClassifierConfig.from_params(params["classify"]["classifier"]),
+                                                int(params["evaluate"]["seed"]))
+            fd = lambda x: frechet_distance(extract_features(cnn, x), f_train)   # noqa: E731
+            label_error = (label_effect_error(lateral_ventricle_area(x_train), train.labels)
+                           if pipe_uses["label"] else None)
+            chosen = choose_guidance(guidance, fd, label_error)
+            if pipe_uses["label"] and pipe_uses["genotype"] and cfg.genotype_guidance_sweep:
+                print(f"{args.variant}: w_dx = {chosen['w']:g}; genotype guidance sweep w_g = "
+                      f"{list(cfg.genotype_guidance_sweep)} ...")
+                guidance = guidance_set(generate_at, train, val, cfg,
+                                        [(chosen["w"], g) for g in cfg.genotype_guidance_sweep], sets=guidance)
+                chosen = choose_guidance(guidance, fd, label_error)
+            w, w_g = chosen["w"], chosen["w_g"]
+            guidance.update(chosen=np.float64(w), chosen_genotype=np.float64(w_g), fd_cnn=chosen["fd_cnn"],
+                            label_error=chosen["label_error"])
+            generate, settings = generate_at(w, w_g), {**settings, **guidance_settings(w, w_g)}
+            mlflow.log_metrics({"guidance_chosen": w, "genotype_guidance_chosen": w_g} |
+                               {f"guidance_fd_cnn_w{a:g}_g{b:g}": f
+                                for a, b, f in zip(guidance["w"], guidance["w_g"], chosen["fd_cnn"])})
+            for a, b, f, e in zip(guidance["w"], guidance["w_g"], chosen["fd_cnn"], chosen["label_error"]):
+                print(f"  w_dx {a:g}, w_g {b:g}: FD_cnn {f:.3f}, label-effect error {e:.3f}")
+            print(f"{args.variant}: chosen w_dx = {w:g}, w_g = {w_g:g}")
         with atomic_dir(args.out / args.variant, overwrite=True) as tmp:
             counts = write_sets(generate, train, test, cfg, tmp, guidance=guidance, min_real=min_real)
             seconds = time.perf_counter() - started

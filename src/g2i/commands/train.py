@@ -84,7 +84,8 @@ def run_diffusion(args: argparse.Namespace) -> None:
     with start_run(root, f"train-{variant}", tags):
         flat = dict(flatten({"model": {k: params["model"][k] for k in ("unet", "genotype_encoder", "scheduler")},
                              "training": {"diffusion": params["training"]["diffusion"],
-                                          "condition_dropout": params["training"]["condition_dropout"]},
+                                          "condition_dropout": params["training"]["condition_dropout"],
+                                          "genotype_dropout": params["training"]["genotype_dropout"]},
                              "sampling": sampling}))
         flat.update({"variant": variant, "profile": params["profile"]})
         log_new_params(flat)

@@ -38,6 +38,7 @@ class SampleConfig:
     guidance_sweep: tuple[float, ...] = ()   # classifier-free guidance scales w to compare (empty: no sweep)
     guidance_models: tuple[str, ...] = ()    # diffusion models that get the sweep (it costs ~2x per w != 1)
     guidance_per_subject: int = 1            # images per validation subject at each w
+    genotype_guidance_sweep: tuple[float, ...] = ()   # w_g tried at the chosen w_dx (models seeing both conditions)
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "SampleConfig":
@@ -46,15 +47,19 @@ class SampleConfig:
         if unknown:
             raise G2IError(f"params.yaml: unknown sample key(s) {unknown}; known: {sorted(known)}")
         section = dict(section)
-        for key in ("guidance_sweep", "guidance_models"):
+        for key in ("guidance_sweep", "guidance_models", "genotype_guidance_sweep"):
             section[key] = tuple(section.get(key) or ())
         cfg = cls(**section)
         if min(cfg.per_subject, cfg.per_class, cfg.n_counterfactual, cfg.guidance_per_subject) <= 0:
             raise G2IError("params.yaml: sample.per_subject, per_class, n_counterfactual and guidance_per_subject "
                            "must be positive")
-        bad = [w for w in cfg.guidance_sweep if not (isinstance(w, (int, float)) and 0 <= w <= 20)]
-        if bad:
-            raise G2IError(f"params.yaml: sample.guidance_sweep holds {bad}; guidance scales must be numbers in [0, 20]")
+        for key in ("guidance_sweep", "genotype_guidance_sweep"):
+            bad = [w for w in getattr(cfg, key) if not (isinstance(w, (int, float)) and 0 <= w <= 20)]
+            if bad:
+                raise G2IError(f"params.yaml: sample.{key} holds {bad}; guidance scales must be numbers in [0, 20]")
+        if cfg.genotype_guidance_sweep and not cfg.guidance_sweep:
+            raise G2IError("params.yaml: sample.genotype_guidance_sweep needs sample.guidance_sweep (w_dx is chosen "
+                           "there first)")
         return cfg
 
 
@@ -125,13 +130,19 @@ def _counterfactual_rows(train: SliceGenotypeDataset, cfg: SampleConfig) -> tupl
     return rng.choice(len(train), min(cfg.n_counterfactual, len(train)), replace=False), rng
 
 
-def guidance_set(generate_at: Callable[[float], Generate], train: SliceGenotypeDataset, val: SliceGenotypeDataset,
-                 cfg: SampleConfig) -> dict[str, np.ndarray]:
-    """The classifier-free guidance sweep: for each w in cfg.guidance_sweep, `guidance_per_subject` images
-    per VALIDATION subject (w is chosen on these, never on the test subjects) and the APOE e4 dose sweep
-    of the counterfactual subjects on the same noise as `counterfactual_set`.
+GenerateAt = Callable[[float, float], Generate]   # (w_dx, w_g) -> generate
 
-    Keys: w; val_row / val_label; cf_row / cf_label; w<i>_val and w<i>_dose_<d> (images at w = w[i]).
+
+def guidance_set(generate_at: GenerateAt, train: SliceGenotypeDataset, val: SliceGenotypeDataset,
+                 cfg: SampleConfig, pairs: Sequence[tuple[float, float]],
+                 sets: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The classifier-free guidance sweep: for each (w_dx, w_g) in `pairs`, `guidance_per_subject` images per
+    VALIDATION subject (guidance is chosen on these, never on the test subjects) and the APOE e4 dose sweep
+    of the counterfactual subjects on the same noise as `counterfactual_set`. `sets`: an earlier sweep to
+    extend (pairs already in it are not generated again).
+
+    Keys: w (w_dx per pair), w_g; val_row / val_label; cf_row / cf_label; w<i>_val and w<i>_dose_<d> (the
+    images of pair i). A single-scale point has w_g = w_dx.
     """
     if "APOE4" not in train.snps:
         raise G2IError("genotype table has no APOE4 column: no dose sweep possible")
@@ -139,29 +150,75 @@ def guidance_set(generate_at: Callable[[float], Generate], train: SliceGenotypeD
     rows_cf, _ = _counterfactual_rows(train, cfg)
     codes_val, codes_cf = codes_with_nan(val.codes[rows_val]), codes_with_nan(train.codes[rows_cf])
     apoe = train.snps.index("APOE4")
-    out: dict[str, np.ndarray] = {"w": np.asarray(cfg.guidance_sweep, dtype=np.float64), "val_row": rows_val,
-                                  "val_label": val.labels[rows_val], "cf_row": rows_cf, "cf_label": train.labels[rows_cf]}
-    for i, w in enumerate(cfg.guidance_sweep):
-        generate = generate_at(float(w))
+    out: dict[str, np.ndarray] = dict(sets) if sets is not None else {
+        "w": np.zeros(0), "w_g": np.zeros(0), "val_row": rows_val, "val_label": val.labels[rows_val],
+        "cf_row": rows_cf, "cf_label": train.labels[rows_cf]}
+    done = set(zip(out["w"].tolist(), out["w_g"].tolist()))
+    for w, w_g in pairs:
+        if (float(w), float(w_g)) in done:
+            continue
+        i = len(out["w"])
+        generate = generate_at(float(w), float(w_g))
         out[f"w{i}_val"] = generate(codes_val, val.labels[rows_val], cfg.seed).astype(np.float16)
         for dose in DOSES:
             swept = codes_cf.copy()
             swept[:, apoe] = dose
             out[f"w{i}_dose_{dose}"] = generate(swept, train.labels[rows_cf], cfg.seed + 3).astype(np.float16)
+        out["w"], out["w_g"] = np.append(out["w"], float(w)), np.append(out["w_g"], float(w_g))
+        done.add((float(w), float(w_g)))
     return out
 
 
-def choose_guidance(sets: Mapping[str, np.ndarray], fd: Callable[[np.ndarray], float]) -> tuple[float, np.ndarray]:
-    """The guidance scale a swept model's sets are generated at, and FD per w: the w whose validation images
-    lie closest to the real training slices (`fd`: FD_cnn of an image set), the smaller w on a tie.
+def _lowest(score: np.ndarray, candidates: Sequence[int], tie: np.ndarray) -> int:
+    """The candidate with the lowest score (finite before NaN), the smaller `tie` value on a tie."""
+    return min(candidates, key=lambda i: (not np.isfinite(score[i]), score[i] if np.isfinite(score[i]) else 0.0,
+                                          tie[i]))
 
-    A distribution distance, not the conditional-mean r: guidance that collapses each condition onto its mode
-    lifts r above what a perfect generator reaches (the study's sweep: 0.82 at w = 5 against 0.52), so r
-    rewards lost diversity; FD penalises both a conditioning too weak to show and that collapse. The planted
-    truth plays no part, so the same rule runs on real data."""
-    fds = np.array([fd(sets[f"w{i}_val"].astype(np.float32)) for i in range(len(sets["w"]))], dtype=np.float64)
-    best = min(range(len(fds)), key=lambda i: (fds[i], sets["w"][i]))
-    return float(sets["w"][best]), fds
+
+def choose_guidance(sets: Mapping[str, np.ndarray], fd: Callable[[np.ndarray], float],
+                    label_error: Callable[[np.ndarray, np.ndarray], float] | None = None) -> dict:
+    """The guidance a swept model's sets are generated at, from its validation images (no truth involved).
+
+    w_dx (`guidance_scale`), over the single-scale points (w_g = w_dx): with `label_error` (models that see
+    the diagnosis), the w whose generated AD-CN / MCI-CN log-area differences are closest to the real
+    training slices'; else the w with the lowest FD_cnn (`fd`: FD_cnn of an image set). Why the label
+    effects: FD_cnn, computed in a diagnosis classifier's feature space, does not penalise exaggerated
+    class differences (the study's FD chose w = 3 with the AD-CN difference 1.8x the real one).
+    w_g (`genotype_guidance_scale`), over the points at that w_dx: the lowest FD_cnn. A distribution
+    distance, not the conditional-mean r: guidance that collapses each condition onto its mode lifts r above
+    what a perfect generator reaches, so r rewards lost diversity. Ties go to the smaller scale.
+
+    Returns {w, w_g, fd_cnn: per pair, label_error: per pair (NaN without label_error)}.
+    """
+    w, w_g = np.asarray(sets["w"], dtype=np.float64), np.asarray(sets["w_g"], dtype=np.float64)
+    n = len(w)
+    val = [sets[f"w{i}_val"].astype(np.float32) for i in range(n)]
+    fds = np.array([fd(x) for x in val], dtype=np.float64)
+    errors = np.array([label_error(x, sets["val_label"]) if label_error else np.nan for x in val], dtype=np.float64)
+    single = [i for i in range(n) if w[i] == w_g[i]]
+    if not single:
+        raise G2IError("guidance sweep: no single-scale point (w_g = w_dx) to choose the diagnosis scale from")
+    best = _lowest(errors if label_error else fds, single, w)
+    at_w = [i for i in range(n) if w[i] == w[best]]
+    best_g = _lowest(fds, at_w, w_g)
+    return {"w": float(w[best]), "w_g": float(w_g[best_g]), "fd_cnn": fds, "label_error": errors}
+
+
+def label_effect_error(real_areas: np.ndarray, real_labels: np.ndarray) -> Callable[[np.ndarray, np.ndarray], float]:
+    """images, labels -> mean |generated / real - 1| of the AD-CN and MCI-CN log-area differences, against
+    the real slices given (the training slices: what the model learned from); inf when not measurable."""
+    from . import fidelity, truth
+
+    real = truth.label_effects(real_areas, real_labels)
+
+    def error(images: np.ndarray, labels: np.ndarray) -> float:
+        try:
+            generated = truth.label_effects(fidelity.lateral_ventricle_area(images), labels)
+        except ValueError:
+            return float("inf")
+        return float(np.mean([abs(generated[c]["effect"] / real[c]["effect"] - 1.0) for c in truth.CONTRASTS]))
+
+    return error
 
 
 def write_sets(generate: Generate, train: SliceGenotypeDataset, test: SliceGenotypeDataset, cfg: SampleConfig,
@@ -192,6 +249,11 @@ def pipeline_generator(pipe, sampling: Mapping[str, Any], progress: bool = True)
         return pipe(genotypes=genotypes, diagnosis=[int(x) for x in labels],
                     num_inference_steps=int(sampling["num_inference_steps"]), sampler=sampling["sampler"],
                     guidance_scale=float(sampling["guidance_scale"]), eta=float(sampling.get("eta", 0.0)), seed=seed,
+                    genotype_guidance_scale=_optional_float(sampling.get("genotype_guidance_scale")),
                     batch_size=int(sampling.get("batch_size", 64)), progress=progress, output_type="np").images
 
     return generate
+
+
+def _optional_float(x: Any) -> float | None:
+    return None if x is None else float(x)

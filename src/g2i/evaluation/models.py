@@ -29,11 +29,16 @@ def load_generator(model_dir: str | Path, params: Mapping[str, Any], progress: b
 
 
 def guided_generators(model_dir: str | Path, params: Mapping[str, Any]):
-    """w -> `generate` of one diffusion pipeline at guidance scale w (the sweep loads the weights once)."""
+    """(w_dx, w_g) -> `generate` of one diffusion pipeline at those guidance scales (the weights load once)."""
     from ..training.diffusion import load_variant
 
     pipe = load_variant(Path(model_dir))
-    return lambda w: pipeline_generator(pipe, {**params["sampling"], "guidance_scale": float(w)}, progress=False)
+    return lambda w, w_g: pipeline_generator(pipe, {**params["sampling"], **guidance_settings(w, w_g)}, progress=False)
+
+
+def guidance_settings(w: float, w_g: float) -> dict:
+    """The `sampling` keys for guidance (w_dx, w_g); w_g = w_dx is the single scale (no genotype key)."""
+    return {"guidance_scale": float(w), "genotype_guidance_scale": None if float(w_g) == float(w) else float(w_g)}
 
 
 def gan_generator(model_dir: Path, batch_size: int = 256) -> Generate:

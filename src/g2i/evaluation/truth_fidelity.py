@@ -137,23 +137,32 @@ def model_truth_fidelity(model_dir: Path, ref: TruthReference, cnn, f_train: np.
 
 
 def guidance_sweep(sets: Mapping[str, np.ndarray], ref: TruthReference, cnn, f_train: np.ndarray) -> dict:
-    """Per guidance scale w: dose sweep (and its ratio to the ceiling), conditional r on the validation
-    subjects and FD_cnn of those images; `chosen` = the w that `sample` picked (lowest FD_cnn on the
-    validation subjects, `generated.choose_guidance`) and generated the model's other sets at."""
+    """Per guidance point (w_dx, w_g): dose sweep (and its ratio to the ceiling), conditional r on the
+    validation subjects and FD_cnn of those images (as `sample` measured them when it stored them);
+    `chosen` / `chosen_genotype` = the scales `sample` picked on the validation subjects
+    (`generated.choose_guidance`) and generated the model's other sets at."""
     per_w = {}
-    for i, w in enumerate(sets["w"]):
+    w_g_all = sets["w_g"] if "w_g" in sets else sets["w"]
+    for i, (w, w_g) in enumerate(zip(sets["w"], w_g_all)):
         images = sets[f"w{i}_val"].astype(np.float32)
         effect = _sweep(sets, f"w{i}_")
-        per_w[f"{float(w):g}"] = {
-            "w": float(w), "sweep": {k: v for k, v in effect.items() if k in ("effect", "se", "ci95", "n")},
+        fd = (float(sets["fd_cnn"][i]) if "fd_cnn" in sets
+              else image_metrics.frechet_distance(extract_features(cnn, images), f_train))
+        key = f"{float(w):g}" if w_g == w else f"{float(w):g}/g{float(w_g):g}"
+        per_w[key] = {
+            "w": float(w), "w_g": float(w_g),
+            "sweep": {k: v for k, v in effect.items() if k in ("effect", "se", "ci95", "n")},
             "sweep_to_ceiling": truth.slope_ratio(effect, ref.ceiling),
             "conditional_val": ref.conditional("val", images, sets["val_row"]),
-            "fd_cnn": image_metrics.frechet_distance(extract_features(cnn, images), f_train),
+            "fd_cnn": fd,
+            "label_error": float(sets["label_error"][i]) if "label_error" in sets else None,
         }
     chosen = float(sets["chosen"]) if "chosen" in sets else None
-    return {"per_w": per_w, "chosen": chosen,
-            "rule": "lowest FD_cnn on the validation subjects; the model's test, augmentation and dose-sweep sets "
-                    "are generated at this w"}
+    chosen_g = float(sets["chosen_genotype"]) if "chosen_genotype" in sets else chosen
+    return {"per_w": per_w, "chosen": chosen, "chosen_genotype": chosen_g,
+            "rule": "on the validation subjects: w_dx with generated label effects closest to the real training "
+                    "slices' (lowest FD_cnn for a model without a diagnosis input), then w_g with the lowest FD_cnn "
+                    "at that w_dx; the model's test, augmentation and dose-sweep sets are generated at these scales"}
 
 
 def reconstructions(autoencoder_dir: Path, x: np.ndarray) -> np.ndarray | None:
@@ -181,6 +190,7 @@ def headline(result: Mapping[str, Any] | None) -> dict:
            "conditional_r_ceiling": cond["ceiling"]["r"]}
     if "guidance" in result and result["guidance"]["chosen"] is not None:
         out["guidance_chosen"] = result["guidance"]["chosen"]
+        out["genotype_guidance_chosen"] = result["guidance"]["chosen_genotype"]
     return out
 
 
@@ -242,15 +252,17 @@ def table_markdown(ref: TruthReference, results: Mapping[str, Mapping[str, Any]]
     guided = {m: r["guidance"] for m, r in results.items() if "guidance" in r}
     for model, g in guided.items():
         lines += ["", f"### Classifier-free guidance sweep: {display(model)} (validation subjects)", "",
-                  "| w | e4 sweep slope (95 % CI) | sweep / ceiling | conditional r (val) | perfect r | FD_cnn |",
-                  "|---|---|---|---|---|---|"]
+                  "| w_dx | w_g | e4 sweep slope (95 % CI) | sweep / ceiling | conditional r (val) | perfect r | "
+                  "FD_cnn | label-effect error |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in g["per_w"].values():
             sw, cv = row["sweep"], row["conditional_val"]
-            lines.append(f"| {row['w']:g} | {sw['effect']:+.4f} ({ci(sw['ci95'], 4)}) | "
+            error = "" if row["label_error"] is None or not np.isfinite(row["label_error"]) else f"{row['label_error']:.2f}"
+            lines.append(f"| {row['w']:g} | {row['w_g']:g} | {sw['effect']:+.4f} ({ci(sw['ci95'], 4)}) | "
                          f"{ratio(row['sweep_to_ceiling'])} | {cv['r']:.3f} ({ci(cv['ci95'])}) | "
-                         f"{cv['ceiling']['r']:.3f} | {row['fd_cnn']:.2f} |")
+                         f"{cv['ceiling']['r']:.3f} | {row['fd_cnn']:.2f} | {error} |")
         if g["chosen"] is not None:
-            lines += ["", f"Chosen w = {g['chosen']:g} ({g['rule']})."]
+            lines += ["", f"Chosen w_dx = {g['chosen']:g}, w_g = {g['chosen_genotype']:g} ({g['rule']})."]
     return "\n".join(lines) + "\n"
 
 

@@ -59,7 +59,9 @@ def model_entry(fidelity: Mapping[str, Any], quality: Mapping[str, Any], guidanc
                      conditional_r_ceiling_ci95=_pair(t["conditional"]["ceiling"]["ci95"]),
                      conditional_k=t["conditional"]["k"])
     if "guidance" in t and "not_measurable" not in t:
-        entry["guidance_sweep"] = {key: {"w": row["w"], "sweep_slope": row["sweep"]["effect"],
+        entry["guidance_sweep"] = {key: {"w": row["w"], "w_g": row.get("w_g", row["w"]),
+                                         "label_error": row.get("label_error"),
+                                         "sweep_slope": row["sweep"]["effect"],
                                          "sweep_ci95": _pair(row["sweep"]["ci95"]),
                                          "sweep_to_ceiling": row["sweep_to_ceiling"]["ratio"],
                                          "sweep_to_ceiling_ci95": _pair(row["sweep_to_ceiling"]["ci95"]),
@@ -68,8 +70,9 @@ def model_entry(fidelity: Mapping[str, Any], quality: Mapping[str, Any], guidanc
                                          "conditional_r_val_ceiling": row["conditional_val"]["ceiling"]["r"],
                                          "fd_cnn": row["fd_cnn"]}
                                    for key, row in t["guidance"]["per_w"].items()}
-        if t["guidance"]["chosen"] is not None:   # sample generated this model's sets at the chosen w
+        if t["guidance"]["chosen"] is not None:   # sample generated this model's sets at the chosen scales
             entry["guidance"] = entry["guidance_chosen"] = t["guidance"]["chosen"]
+            entry["genotype_guidance"] = t["guidance"].get("chosen_genotype", t["guidance"]["chosen"])
     return entry
 
 
@@ -251,6 +254,17 @@ def fidelity_figure(data: Mapping[str, Any], path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------- markdown
 
 
+def _guidance_text(models: Mapping[str, Any]) -> str:
+    """'guidance w = 1; G2I-l w/ Att at w_dx = 1, w_g = 5 (chosen on validation)': each model's scales."""
+    default = [e["guidance"] for m, e in models.items() if e.get("guidance_chosen") is None]
+    chosen = [f"{display_name(m)} at w_dx = {e['guidance']:g}, w_g = {e.get('genotype_guidance', e['guidance']):g}"
+              for m, e in models.items() if e.get("guidance_chosen") is not None]
+    text = f"guidance w = {default[0]:g}" if default else ""
+    if chosen:
+        text += ("; " if text else "guidance: ") + ", ".join(chosen) + " (chosen on the validation subjects)"
+    return text
+
+
 def _f(v, digits=3, signed=False):
     if v is None:
         return "n/c"
@@ -288,7 +302,7 @@ def results_markdown(data: Mapping[str, Any], figures: Mapping[str, str]) -> str
              f"Cohort: {data['cohort']['n_subjects']} synthetic subjects; {_split_text(data['cohort']['split'])}. "
              f"Training: autoencoder {data['cohort']['training_steps']['autoencoder']} steps, each diffusion variant "
              f"{data['cohort']['training_steps']['diffusion']} steps at batch {data['cohort']['training_steps']['diffusion_batch_size']}; "
-             f"sampler {data['cohort']['sampler']}, guidance w = {next(iter(data['models'].values()))['guidance']:g}.", "",
+             f"sampler {data['cohort']['sampler']}, {_guidance_text(data['models'])}.", "",
              "The test set departs from the paper's 27 subjects per class on purpose: synthetic subjects are free, "
              "and ~150 per class are needed for intervals narrow enough to tell a model from chance.", "",
              "## Identifiability ceiling and autoencoder", "",
@@ -336,18 +350,25 @@ def results_markdown(data: Mapping[str, Any], figures: Mapping[str, str]) -> str
             continue
         lines += ["", f"## Classifier-free guidance sweep: {display_name(m)}", "",
                   "On the validation subjects (w is chosen there, never on the test set).", "",
-                  "| w | e4 sweep slope (95 % CI) | / ceiling (95 % CI) | conditional r, val (95 % CI) | perfect r | FD_cnn |",
-                  "|---|---|---|---|---|---|"]
+                  "On the validation subjects (the scales are chosen there, never on the test set). w_dx scales the "
+                  "diagnosis, w_g the genotype given the diagnosis (w_g = w_dx: one scale for both); the label-effect "
+                  "error is mean |generated / real training - 1| over AD-CN and MCI-CN.", "",
+                  "| w_dx | w_g | e4 sweep slope (95 % CI) | / ceiling (95 % CI) | conditional r, val (95 % CI) | "
+                  "perfect r | FD_cnn | label-effect error |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in e["guidance_sweep"].values():
-            lines.append(f"| {row['w']:g} | {_f(row['sweep_slope'], 4, True)} ({_ci(row['sweep_ci95'], 4)}) | "
+            lines.append(f"| {row['w']:g} | {row.get('w_g', row['w']):g} | {_f(row['sweep_slope'], 4, True)} "
+                         f"({_ci(row['sweep_ci95'], 4)}) | "
                          f"{_f(row['sweep_to_ceiling'], 2)} ({_ci(row['sweep_to_ceiling_ci95'], 2)}) | "
                          f"{_f(row['conditional_r_val'])} ({_ci(row['conditional_r_val_ci95'])}) | "
-                         f"{_f(row['conditional_r_val_ceiling'])} | {_f(row['fd_cnn'], 2)} |")
+                         f"{_f(row['conditional_r_val_ceiling'])} | {_f(row['fd_cnn'], 2)} | "
+                         f"{_f(row.get('label_error'), 2)} |")
         if e.get("guidance_chosen") is not None:
-            lines += ["", f"Chosen by the measurement (lowest FD_cnn on the validation subjects): w = "
-                          f"{e['guidance_chosen']:g}. This model's test, augmentation and dose-sweep sets, and so every "
-                          "figure above and Table 2, are generated at that w; the other models at "
-                          "`sampling.guidance_scale`."]
+            lines += ["", f"Chosen by the measurement on the validation subjects: w_dx = {e['guidance_chosen']:g} "
+                          "(generated label effects closest to the real training slices'), w_g = "
+                          f"{e.get('genotype_guidance', e['guidance_chosen']):g} (lowest FD_cnn at that w_dx). This "
+                          "model's test, augmentation and dose-sweep sets, and so every figure above and Table 2, are "
+                          "generated at these scales; the other models at `sampling.guidance_scale`."]
     for m, g in data["goals"].items():
         lines += ["", f"## Goals for {display_name(m)}", "", "| Goal | measured | target | met |", "|---|---|---|---|"]
         for name, goal in g.items():

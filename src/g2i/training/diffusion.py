@@ -3,7 +3,11 @@
 L = E || eps - eps_theta(z_t, t, T_theta(y)) ||^2, with z_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps from
 the DDPM schedule (clip_sample off: latents are not images). A share `condition_dropout` of each batch
 gets the null condition (zero label, learned null genotype tokens) so classifier-free guidance has an
-unconditional branch to contrast with. Sampling and saving use the EMA weights.
+unconditional branch to contrast with. In variants that see both conditions, a further share
+`genotype_dropout` keeps the diagnosis and gets the null genotype: the diagnosis-only branch eps(z_t | dx)
+that lets sampling guide the genotype separately from the diagnosis (`sampling.genotype_guidance_scale`).
+Both shares come from one uniform draw per sample, so genotype_dropout = 0 trains exactly as before.
+Sampling and saving use the EMA weights.
 """
 
 from __future__ import annotations
@@ -24,9 +28,15 @@ from ..models.denoiser import check_variant, diagnosis_onehot
 from .trainer import TrainConfig, Trainer, prepare_checkpoints, settings_fingerprint
 
 
-def diffusion_loss(variant_uses: tuple[bool, bool], noise_scheduler, condition_dropout: float):
-    """The loss function handed to the Trainer (uses only the step's generator: exact resume)."""
+def diffusion_loss(variant_uses: tuple[bool, bool], noise_scheduler, condition_dropout: float,
+                   genotype_dropout: float = 0.0):
+    """The loss function handed to the Trainer (uses only the step's generator: exact resume).
+
+    u ~ U(0, 1) per sample: u < condition_dropout drops both conditions; u < condition_dropout +
+    genotype_dropout drops the genotype (so the second share keeps its diagnosis).
+    """
     uses_label, uses_genotype = variant_uses
+    genotype_share = condition_dropout + (genotype_dropout if uses_label and uses_genotype else 0.0)
     T = noise_scheduler.config.num_train_timesteps
     alphas = noise_scheduler.alphas_cumprod
 
@@ -35,11 +45,12 @@ def diffusion_loss(variant_uses: tuple[bool, bool], noise_scheduler, condition_d
         n = len(z_0)
         noise = torch.randn(z_0.shape, generator=generator).to(z_0.device)
         t = torch.randint(0, T, (n,), generator=generator).to(z_0.device)
-        drop = (torch.rand(n, generator=generator) < condition_dropout).to(z_0.device)
+        u = torch.rand(n, generator=generator).to(z_0.device)
+        drop, drop_genotype = u < condition_dropout, u < genotype_share
         abar = alphas.to(z_0.device)[t].view(-1, 1, 1, 1)
         z_t = abar.sqrt() * z_0 + (1 - abar).sqrt() * noise
         onehot = diagnosis_onehot(batch["label"]) * (~drop)[:, None] if uses_label else None
-        tokens = modules["genotype_encoder"](batch["genotype"], drop=drop) if uses_genotype else None
+        tokens = modules["genotype_encoder"](batch["genotype"], drop=drop_genotype) if uses_genotype else None
         eps = modules["denoiser"](z_t, t, onehot, tokens)
         loss = F.mse_loss(eps, noise)
         return loss, {"mse": float(loss.detach())}
@@ -53,8 +64,25 @@ def diffusion_fingerprint(variant: str, params: Mapping[str, Any], train_cfg: Ma
     return settings_fingerprint({"variant": variant, "unet": model.get("unet"),
                                  "genotype_encoder": model.get("genotype_encoder"), "scheduler": model.get("scheduler"),
                                  "training": dict(train_cfg),
-                                 "condition_dropout": params["training"].get("condition_dropout")},
+                                 "condition_dropout": params["training"].get("condition_dropout"),
+                                 **({"genotype_dropout": params["training"]["genotype_dropout"]}
+                                    if params["training"].get("genotype_dropout") else {})},
                                 torch.cat([data["z_0"].flatten(1), data["genotype"].float(), data["label"][:, None].float()], 1))
+
+
+def condition_dropouts(training: Mapping[str, Any]) -> tuple[float, float]:
+    """(condition_dropout, genotype_dropout) from params.yaml `training`, checked."""
+    values = []
+    for key in ("condition_dropout", "genotype_dropout"):
+        if key not in training:
+            raise G2IError(f"params.yaml: training.{key} is missing")
+        value = float(training[key])
+        if not 0 <= value < 1:
+            raise G2IError(f"params.yaml: training.{key} must be within [0, 1), got {value}")
+        values.append(value)
+    if sum(values) >= 1:
+        raise G2IError(f"params.yaml: training.condition_dropout + genotype_dropout must be below 1, got {sum(values)}")
+    return values[0], values[1]
 
 
 def build_pipeline(modules: Mapping[str, torch.nn.Module], vae, noise_scheduler, snps: list[str], z_mm: float):
@@ -91,10 +119,8 @@ def train_diffusion(variant: str, params: Mapping[str, Any], paths: ProcessedPat
     if denoiser.uses_genotype:
         modules["genotype_encoder"] = build_genotype_encoder(model_cfg, num_snps=data["genotype"].shape[1])
     noise_scheduler = build_scheduler(model_cfg)
-    dropout = float(params["training"].get("condition_dropout", 0.1))
-    if not 0 <= dropout < 1:
-        raise G2IError(f"params.yaml: training.condition_dropout must be within [0, 1), got {dropout}")
-    loss_fn = diffusion_loss((denoiser.uses_label, denoiser.uses_genotype), noise_scheduler, dropout)
+    dropout, genotype_dropout = condition_dropouts(params["training"])
+    loss_fn = diffusion_loss((denoiser.uses_label, denoiser.uses_genotype), noise_scheduler, dropout, genotype_dropout)
 
     def checkpoint_hook(trainer: Trainer) -> None:
         if on_checkpoint is not None:
