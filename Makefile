@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+TEST_WORKERS ?= auto        # pytest-xdist workers (auto = one per core); 0 runs the suite in one process
 
 # Medical data, offline machines: no telemetry from any tool, no downloads from model hubs.
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -22,9 +23,11 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
+# --no-compile: byte-compiling every installed module (torch alone has thousands) took ~60 % of the install;
+# Python compiles the modules a run imports on first use instead.
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	$(BIN)/pip install --quiet --no-compile --constraint requirements.lock --editable '.[dev]'
 	touch $@
 
 plink2:  ## install PLINK 2 (Debian package) when it is missing
@@ -52,8 +55,8 @@ STUDY_PROFILE ?= study
 study: setup  ## the paper's cohort size on this CPU, against the planted truth (clone in .study/; docs/results/study.*)
 	$(BIN)/g2i study --profile $(STUDY_PROFILE) --workdir .$(STUDY_PROFILE)
 
-test: setup  ## run the test suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: setup  ## run the test suite (in parallel: one pytest-xdist worker per core, a file at a time)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 preview: demo  ## regenerate the README's CN vs AD preview figure (docs/img/cohort_preview.png)
 	$(BIN)/g2i cohort-report --out reports/cohort/summary.json --figure docs/img/cohort_preview.png

@@ -12,6 +12,16 @@ from g2i.synthetic.spec import CohortSpec
 
 ROOT = repo_root(Path(__file__).parent)
 
+# Longest files first. `make test` runs two pytest-xdist workers, each taking a whole file at a time
+# (--dist loadfile: a file's module fixtures are built once); in collection order the end-to-end
+# `dvc repro` (~5 of the suite's ~12 CPU-minutes) would start last and run alone at the end.
+LONGEST_FIRST = ("test_pipeline_e2e.py", "test_paper_profile.py", "test_real_data_layout.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: the rest keep their order
+
 # Coarse grids keep generation to seconds; enough subjects per phase for PLINK's HWE test to bite.
 TINY = {"n_subjects": 60, "voxel_mm": 3.0, "z_range_mm": [-30, 36], "n_background_snps": 400}
 

@@ -136,6 +136,30 @@ def test_evaluate_over_seeds_reports_mean_and_std(data):
         evaluate_over_seeds(x, y, x_test, y_test, cfg, seeds=[])
 
 
+def test_rows_trained_side_by_side_equal_rows_trained_in_turn(data):
+    """evaluate_rows with 2 worker processes (one torch thread each) gives, per row and seed, the very
+    classifier that one thread in this process gives: parallelism changes the speed, not the result."""
+    import torch
+
+    from g2i.evaluation.classifier import evaluate_rows
+
+    (x, y), (x_test, y_test) = data
+    cfg = ClassifierConfig(epochs=1, batch_size=32)
+    rows = {"real": (x[:60], y[:60]), "real + more": (x[:120], y[:120])}
+    parallel = evaluate_rows(rows, x_test, y_test, cfg, seeds=[0, 1], n_jobs=2, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        in_turn = evaluate_rows(rows, x_test, y_test, cfg, seeds=[0, 1], n_jobs=1, progress=False)
+        alone = evaluate_over_seeds(x[:60], y[:60], x_test, y_test, cfg, seeds=[0, 1], progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert parallel == in_turn and in_turn["real"] == alone
+    assert parallel["real + more"]["n_train"] == 120 and [r["seed"] for r in parallel["real"]["per_seed"]] == [0, 1]
+    with pytest.raises(ValueError, match="bad images"):
+        evaluate_rows({"bad": (np.zeros((3, 8)), np.zeros(3, int))}, x_test, y_test, cfg, seeds=[0])
+
+
 def test_features_have_one_value_per_hidden_unit(data, trained):
     _, (x_test, _) = data
     features = extract_features(trained, x_test, batch_size=16)

@@ -226,3 +226,36 @@ def test_load_8_clients_x_20_requests_no_5xx_bounded_memory(server):
     assert len(statuses) == 160 and all(s == 200 for s in statuses), sorted(set(statuses))
     assert after - before < 512 * 1024, f"server memory grew by {(after - before) / 1024:.0f} MiB"
     print(f"latency p50 {np.percentile(latencies, 50) * 1e3:.0f} ms, p95 {np.percentile(latencies, 95) * 1e3:.0f} ms")
+
+
+def test_served_model_generates_at_the_guidance_it_was_evaluated_at(tmp_path):
+    """`make register` bakes the scales `sample` chose (summary.json) into the served model's config."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from g2i.pipeline import G2IPipeline
+    from g2i.serving.pyfunc_model import G2IPyfunc
+    from g2i.serving.registry import served_settings
+
+    model_dir = tmp_path / "g2i_l_att"
+    tiny_pipeline("g2i_l_att").save_pretrained(model_dir)
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"generation": {"guidance_scale": 1.0, "genotype_guidance_scale": 5.0}}))
+    settings = served_settings(SERVING, summary)
+    assert settings == {**SERVING, "genotype_guidance_scale": 5.0}
+    assert served_settings(SERVING, tmp_path / "absent.json") == SERVING
+
+    def served(config, **request):
+        model = G2IPyfunc()
+        model.load_context(SimpleNamespace(artifacts={"pipeline": str(model_dir)}, model_config=config))
+        row = {**{snp: 1.0 for snp in SNPS}, "diagnosis": "AD", "seed": 3, "num_inference_steps": 2, **request}
+        png = model.predict(None, pd.DataFrame([row]))["image_png_base64"][0]
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(png))))
+
+    pipe = G2IPipeline.from_pretrained(model_dir)
+    expected = pipe(genotypes=[[1, 1, 1]], diagnosis=["AD"], num_inference_steps=2, guidance_scale=1.0,
+                    genotype_guidance_scale=5.0, seed=3, output_type="pil").pil[0]
+    assert np.array_equal(served(settings), np.asarray(expected))
+    assert not np.array_equal(served(settings), served(SERVING))
+    assert np.array_equal(served(settings, guidance_scale=2.0), served(SERVING, guidance_scale=2.0))  # one scale

@@ -207,14 +207,15 @@ def check_augment_suffices(counts: Mapping[str, Sequence[int]], real_counts: Seq
 
 
 def run(args: argparse.Namespace) -> None:
+    import os
+
     import mlflow
     import numpy as np
 
     from ..config import repo_root
     from ..data.dataset import DIAGNOSES, ProcessedPaths, SliceGenotypeDataset
     from ..errors import G2IError
-    from ..evaluation.classifier import (ClassifierConfig, evaluate_over_seeds, fill_to_per_class,
-                                         scarcity_subsamples)
+    from ..evaluation.classifier import ClassifierConfig, evaluate_rows, fill_to_per_class, scarcity_subsamples
     from ..evaluation.evaluate import json_safe, real_images
     from ..evaluation.generated import SampleConfig, load_set
     from ..io.atomic import atomic_file, write_json
@@ -242,21 +243,28 @@ def run(args: argparse.Namespace) -> None:
         check_augment_suffices({name: _augment_counts(args.generated / name) for name in args.models},
                                np.bincount(train.labels[keep[smallest]], minlength=len(DIAGNOSES)).tolist(),
                                per_class, smallest)
-    results: dict[float, dict[str, dict]] = {f: {} for f in reversed(fractions)}  # 1.0 (Table 2) first
+    order = list(reversed(fractions))   # 1.0 (Table 2) first
+    training_sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    n_real: dict[str, int] = {}
     for name in [REAL, *args.models]:
         augment = None if name == REAL else load_set(args.generated / name, "augment")
-        for fraction in results:
+        for fraction in order:
             real_x, real_y = x_train[keep[fraction]], train.labels[keep[fraction]]
             if augment is None:
                 images, labels = real_x, real_y
             else:
                 images, labels, _ = fill_to_per_class(real_x, real_y, augment["images"].astype(np.float32),
                                                       augment["label"], per_class, seed=0)
+            training_sets[row_name(name, fraction)], n_real[row_name(name, fraction)] = (images, labels), len(real_y)
+        del augment
+    n_jobs = int(section["n_jobs"]) or os.cpu_count() or 1
+    print(f"Table 2: {len(training_sets)} training sets x {len(seeds)} seeds, {n_jobs} at a time ...")
+    evaluated = evaluate_rows(training_sets, x_test, test.labels, cfg, seeds, n_jobs=n_jobs)
+    results: dict[float, dict[str, dict]] = {f: {} for f in order}
+    for name in [REAL, *args.models]:
+        for fraction in order:
             row = row_name(name, fraction)
-            print(f"classifier on {'real' if name == REAL else 'real + ' + name}"
-                  f"{'' if fraction == 1.0 else f' ({fraction} of the real subjects)'} ({len(labels)} slices) ...")
-            result = evaluate_over_seeds(images, labels, x_test, test.labels, cfg, seeds)
-            result.update({"real_fraction": fraction, "n_real": int(len(real_y))})
+            result = {**evaluated[row], "real_fraction": fraction, "n_real": n_real[row]}
             results[fraction][name] = result
             with start_run(root, f"classify-{row}", run_tags(root, params["profile"], variant=row, stage="classify")):
                 log_new_params({"variant": row, "profile": params["profile"], "real_fraction": str(fraction),
@@ -264,7 +272,6 @@ def run(args: argparse.Namespace) -> None:
                 ci = {m: {"lo": v[0], "hi": v[1]} for m, v in result["ci95"].items() if v is not None}
                 mlflow.log_metrics(numeric_metrics({"mean": result["mean"], "std": result["std"], "ci95": ci,
                                                     "n_train": result["n_train"], "n_real": result["n_real"]}))
-        del augment
     table = table2_markdown(results, seeds, n_test, real_subjects, per_class)
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_file(args.out / "table2.md", "w") as handle:

@@ -24,11 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", type=Path, default=Path("models"))
     parser.add_argument("--evaluation", type=Path, default=Path("reports/evaluate/metrics.json"),
                         help="Table 1 metrics per model (the evaluate stage)")
+    parser.add_argument("--generated", type=Path, default=Path("data/generated"),
+                        help="the sample stage's sets: <variant>/summary.json gives the guidance it was evaluated at")
 
 
 def run(args: argparse.Namespace) -> None:
     from ..config import repo_root
-    from ..serving.registry import register_variant
+    from ..serving.registry import register_variant, served_settings
     from ..tracking import run_tags, start_run
 
     params = resolved_params(args)
@@ -38,4 +40,5 @@ def run(args: argparse.Namespace) -> None:
         tags = run_tags(root, params["profile"], variant=variant, stage="register")
         with start_run(root, f"register-{variant}", tags):
             print(register_variant(args.model_dir / variant, variant, evaluations.get(variant), cfg["model_name"],
-                                   params["serving"], cfg["metric"], bool(cfg["greater_is_better"]), tags))
+                                   served_settings(params["serving"], args.generated / variant / "summary.json"),
+                                   cfg["metric"], bool(cfg["greater_is_better"]), tags))

@@ -421,6 +421,31 @@ def scarcity_subsamples(subjects: Sequence[str], labels: np.ndarray, section: Ma
     return {f: stratified_subject_subsample(subjects, labels, f, seed) for f in fractions}
 
 
+def _check_seeds(seeds: Iterable[int]) -> list[int]:
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds: need at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds: repeated seeds would understate the spread: {seeds}")
+    return seeds
+
+
+def _seed_result(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
+                 test_labels: np.ndarray, cfg: ClassifierConfig, seed: int, device: str | torch.device = "cpu") -> dict:
+    model = train_classifier(train_images, train_labels, cfg, seed, device=device)
+    return {"seed": seed, **classification_metrics(test_labels, predict(model, test_images))}
+
+
+def _over_seeds(per_seed: list[dict], seeds: list[int], n_train: int, n_test: int) -> dict[str, Any]:
+    mean, std, ci95 = {}, {}, {}
+    for metric in METRICS:
+        values = [row[metric] for row in per_seed]
+        mean[metric], std[metric] = _summary(values)
+        ci95[metric] = t_interval(values)
+    return {"seeds": seeds, "per_seed": per_seed, "mean": mean, "std": std, "ci95": ci95,
+            "n_train": int(n_train), "n_test": int(n_test)}
+
+
 def evaluate_over_seeds(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
                         test_labels: np.ndarray, cfg: ClassifierConfig, seeds: Iterable[int],
                         progress: bool = True, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -431,24 +456,63 @@ def evaluate_over_seeds(train_images: np.ndarray, train_labels: np.ndarray, test
     """
     from tqdm import tqdm
 
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds: need at least one seed")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds: repeated seeds would understate the spread: {seeds}")
+    seeds = _check_seeds(seeds)
     test_images = _check_images(test_images, "test_images")
     test_labels = _check_labels(test_labels, len(test_images), "test_labels")
-    per_seed = []
-    for seed in tqdm(seeds, desc="classifier seeds", unit="seed", disable=not progress):
-        model = train_classifier(train_images, train_labels, cfg, seed, device=device)
-        per_seed.append({"seed": seed, **classification_metrics(test_labels, predict(model, test_images))})
-    mean, std, ci95 = {}, {}, {}
-    for metric in METRICS:
-        values = [row[metric] for row in per_seed]
-        mean[metric], std[metric] = _summary(values)
-        ci95[metric] = t_interval(values)
-    return {"seeds": seeds, "per_seed": per_seed, "mean": mean, "std": std, "ci95": ci95,
-            "n_train": int(len(train_labels)), "n_test": int(len(test_labels))}
+    per_seed = [_seed_result(train_images, train_labels, test_images, test_labels, cfg, seed, device)
+                for seed in tqdm(seeds, desc="classifier seeds", unit="seed", disable=not progress)]
+    return _over_seeds(per_seed, seeds, len(train_labels), len(test_labels))
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def evaluate_rows(rows: Mapping[str, tuple[np.ndarray, np.ndarray]], test_images: np.ndarray,
+                  test_labels: np.ndarray, cfg: ClassifierConfig, seeds: Iterable[int], n_jobs: int = 1,
+                  progress: bool = True) -> dict[str, dict[str, Any]]:
+    """`evaluate_over_seeds` for several training sets ({row: (images, labels)}), on a CPU.
+
+    n_jobs = 1 trains every (row, seed) classifier in this process. n_jobs > 1 trains them in that many
+    worker processes with one torch thread each: these small convolutions scale poorly over threads, so
+    two single-thread classifiers side by side finish sooner than two in turn on two threads
+    (benchmarks/classify_benchmark.py). Each seed's classifier is the same function of its data and seed
+    either way; only the thread count (and so the last bits of float sums) differs. At most n_jobs
+    training sets are in flight at a time (each is copied to its worker).
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from tqdm import tqdm
+
+    seeds = _check_seeds(seeds)
+    test_images = _check_images(test_images, "test_images")
+    test_labels = _check_labels(test_labels, len(test_images), "test_labels")
+    for name, (images, labels) in rows.items():
+        _check_labels(labels, len(_check_images(images, f"{name} images")), f"{name} labels")
+    tasks = [(name, seed) for name in rows for seed in seeds]
+    done: dict[tuple[str, int], dict] = {}
+    bar = tqdm(total=len(tasks), desc="classifiers", unit="classifier", disable=not progress)
+    if n_jobs <= 1:
+        for name, seed in tasks:
+            done[name, seed] = _seed_result(*rows[name], test_images, test_labels, cfg, seed)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_one_thread) as pool:
+            queue, running = iter(tasks), {}
+            while True:
+                while len(running) < n_jobs and (task := next(queue, None)) is not None:
+                    running[pool.submit(_seed_result, *rows[task[0]], test_images, test_labels, cfg, task[1])] = task
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    done[running.pop(future)] = future.result()
+                    bar.update()
+    bar.close()
+    return {name: _over_seeds([done[name, seed] for seed in seeds], seeds, len(rows[name][1]), len(test_labels))
+            for name in rows}
 
 
 def save_classifier(model: SliceCNN, cfg: ClassifierConfig, path: str | Path, overwrite: bool = False) -> Path:

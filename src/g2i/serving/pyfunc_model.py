@@ -42,6 +42,9 @@ class G2IPyfunc(PythonModel):
         self.max_steps = int(config.get("max_steps", 200))
         self.default_steps = int(config.get("num_inference_steps", 50))
         self.default_guidance = float(config.get("guidance_scale", 1.0))
+        # the genotype's own scale, when `sample` chose one for this model (registry.served_settings)
+        genotype = config.get("genotype_guidance_scale")
+        self.default_genotype_guidance = None if genotype is None else float(genotype)
         self.sampler = str(config.get("sampler", "ddpm"))
         self.lock = threading.Lock()  # one generation at a time: bounded memory under concurrent requests
 
@@ -74,12 +77,14 @@ class G2IPyfunc(PythonModel):
             if not 1 <= steps <= self.max_steps:
                 raise _bad(f"num_inference_steps: must be between 1 and {self.max_steps} (serving.max_steps), got {steps}")
             guidance = self._setting(row, "guidance_scale", self.default_guidance, float)
+            # a request's own guidance_scale is one scale for both conditions
+            genotype_guidance = self.default_genotype_guidance if guidance == self.default_guidance else None
             seed = self._setting(row, "seed", 0, int)
             try:
                 with self.lock:
                     out = self.pipe(genotypes=pd.DataFrame([row]), diagnosis=[row["diagnosis"]],
                                     num_inference_steps=steps, sampler=self.sampler, guidance_scale=guidance,
-                                    seed=seed, output_type="pil")
+                                    genotype_guidance_scale=genotype_guidance, seed=seed, output_type="pil")
             except ValueError as exc:  # the pipeline's own checks name the field
                 raise _bad(str(exc)) from None
             image = out.pil[0]

@@ -45,6 +45,20 @@ def input_example(snps: list[str]):
     return pd.DataFrame([{**{snp: 0.0 for snp in snps}, "diagnosis": "AD", "seed": 0, "num_inference_steps": 5}])
 
 
+def served_settings(serving: Mapping[str, Any], generated_summary: Path) -> dict:
+    """params.yaml `serving`, with the guidance the model was evaluated at: the scales `sample` chose for a
+    swept model (its summary.json `generation`), so the served images are those Table 1 measured."""
+    import json
+
+    settings = dict(serving)
+    if Path(generated_summary).is_file():
+        generation = json.loads(Path(generated_summary).read_text()).get("generation", {})
+        for key in ("guidance_scale", "genotype_guidance_scale"):
+            if generation.get(key) is not None:
+                settings[key] = float(generation[key])
+    return settings
+
+
 def log_pipeline(model_dir: Path, serving: Mapping[str, Any], registered_name: str | None = None):
     """Log models/<variant>/ (a saved G2IPipeline) as a pyfunc model in the active run; returns ModelInfo."""
     import json
