@@ -33,6 +33,7 @@ from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.expectations.row_conditions import Column
 
 from ..errors import G2IError
+from ..io.tables import read_stage_table
 from ..io.atomic import atomic_dir, atomic_file, write_json
 
 DEFAULT_GX_ROOT = Path("gx")
@@ -128,13 +129,7 @@ def read_genotype_table(path: str | Path) -> pd.DataFrame:
     Only an empty field is missing ("NA" is a value, and a wrong one), and a cell that is not a number
     stays text, so the suite reports it instead of it silently becoming a missing call.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise G2IError(f"{path}: genotype table not found (run the genotypes stage first)")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise G2IError(f"{path}: not a readable CSV table ({exc})") from exc
+    table = read_stage_table(path, (), "genotypes", dtype=str, keep_default_na=False, na_values=[""])
     if table.empty:
         raise G2IError(f"{path}: the genotype table has no rows")
     for column in table.columns:
