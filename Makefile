@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-TEST_WORKERS ?= auto        # pytest-xdist workers (auto = one per core); 0 runs the suite in one process
+# pytest-xdist workers for `make test` (auto = one per core; 0 runs the suite in one process)
+TEST_WORKERS ?= auto
 
 # Medical data, offline machines: no telemetry from any tool, no downloads from model hubs.
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -56,7 +57,7 @@ study: setup  ## the paper's cohort size on this CPU, against the planted truth 
 	$(BIN)/g2i study --profile $(STUDY_PROFILE) --workdir .$(STUDY_PROFILE)
 
 test: setup  ## run the test suite (in parallel: one pytest-xdist worker per core, a file at a time)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 preview: demo  ## regenerate the README's CN vs AD preview figure (docs/img/cohort_preview.png)
 	$(BIN)/g2i cohort-report --out reports/cohort/summary.json --figure docs/img/cohort_preview.png

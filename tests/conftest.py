@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,15 +13,25 @@ from g2i.synthetic.spec import CohortSpec
 
 ROOT = repo_root(Path(__file__).parent)
 
-# Longest files first. `make test` runs two pytest-xdist workers, each taking a whole file at a time
+# The end-to-end file first. `make test` runs one pytest-xdist worker per core, each taking whole files
 # (--dist loadfile: a file's module fixtures are built once); in collection order the end-to-end
 # `dvc repro` (~5 of the suite's ~12 CPU-minutes) would start last and run alone at the end.
-LONGEST_FIRST = ("test_pipeline_e2e.py", "test_paper_profile.py", "test_real_data_layout.py")
+FIRST = ("test_pipeline_e2e.py",)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One thread per worker, for the stages its tests start too: two workers with a thread per core each
+    # oversubscribe the cores, and these small ops then wait on each other (the suite ran slower in
+    # parallel than in one process). Results do not depend on it: each test compares runs made alike.
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    rank = {name: i for i, name in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: the rest keep their order
+
 
 # Coarse grids keep generation to seconds; enough subjects per phase for PLINK's HWE test to bite.
 TINY = {"n_subjects": 60, "voxel_mm": 3.0, "z_range_mm": [-30, 36], "n_background_snps": 400}

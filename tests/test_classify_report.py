@@ -204,7 +204,7 @@ def fake_project(tmp_path, fractions, per_class=12, generated_per_class=8):
     np.savez(tmp_path / "generated/m1/augment.npz", label=gen_labels,
              images=rng.uniform(-1, 1, (len(gen_labels), SIZE, SIZE)).astype(np.float16))
     params = {"profile": "demo", "profiles": {"demo": {}}, "sample": {"per_class": per_class},
-              "classify": {"seeds": [0, 1], "real_fractions": fractions, "subsample_seed": 0,
+              "classify": {"seeds": [0, 1], "real_fractions": fractions, "subsample_seed": 0, "n_jobs": 2,
                            "classifier": {"channels": [4], "pool_size": 2, "hidden": 8, "epochs": 1, "batch_size": 8}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return argparse.Namespace(params=tmp_path / "params.yaml", profile=None, models=["m1"],
