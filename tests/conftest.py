@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,9 @@ ROOT = repo_root(Path(__file__).parent)
 # The end-to-end file first. `make test` runs one pytest-xdist worker per core, each taking whole files
 # (--dist loadfile: a file's module fixtures are built once); in collection order the end-to-end
 # `dvc repro` (~5 of the suite's ~12 CPU-minutes) would start last and run alone at the end.
+# (Tried and dropped: one torch thread per worker. The end-to-end run then took 536 s instead of ~300 s
+# and held up the suite while the other core idled.)
 FIRST = ("test_pipeline_e2e.py",)
-
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # One thread per worker, for the stages its tests start too: two workers with a thread per core each
-    # oversubscribe the cores, and these small ops then wait on each other (the suite ran slower in
-    # parallel than in one process). Results do not depend on it: each test compares runs made alike.
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
