@@ -24,11 +24,12 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-# --no-compile: byte-compiling every installed module (torch alone has thousands) took ~60 % of the install;
-# Python compiles the modules a run imports on first use instead.
+# pip byte-compiles what it installs (~60 % of the install time). Not skipped with --no-compile: where
+# PYTHONDONTWRITEBYTECODE is set (as on these machines) nothing is cached later, and every stage and test
+# process recompiles torch's imports: a fresh clone's test suite lost more than the install saved.
 $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --no-compile --constraint requirements.lock --editable '.[dev]'
+	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]'
 	touch $@
 
 plink2:  ## install PLINK 2 (Debian package) when it is missing

@@ -15,8 +15,8 @@ ROOT = repo_root(Path(__file__).parent)
 # The end-to-end file first. `make test` runs one pytest-xdist worker per core, each taking whole files
 # (--dist loadfile: a file's module fixtures are built once); in collection order the end-to-end
 # `dvc repro` (~5 of the suite's ~12 CPU-minutes) would start last and run alone at the end.
-# (Tried and dropped: one torch thread per worker. The end-to-end run then took 536 s instead of ~300 s
-# and held up the suite while the other core idled.)
+# (Tried and dropped: one torch thread per worker; the end-to-end file, the long pole, then runs on one
+# thread while the other core idles at the end.)
 FIRST = ("test_pipeline_e2e.py",)
 
 
