@@ -158,15 +158,18 @@ class G2IPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def __call__(self, genotypes=None, diagnosis=None, num_inference_steps: int = 50, sampler: str = "ddpm",
-                 guidance_scale: float = 1.0, eta: float = 0.0, seed: int | None = None,
-                 generator: torch.Generator | None = None, batch_size: int = 64, progress: bool = False,
+                 guidance_scale: float = 1.0, eta: float = 0.0, seed: int | Sequence[int] | None = None,
+                 generator: torch.Generator | list[torch.Generator] | None = None, batch_size: int = 64,
+                 progress: bool = False,
                  output_type: str = "both", genotype_guidance_scale: float | None = None) -> G2IPipelineOutput:
         """Generate one slice per row of conditions.
 
         genotypes: table or B x F_g codes (needed by g2i, g2i_l_noatt, g2i_l_att; ignored by ldm);
         diagnosis: B names/indices or one for all (needed by ldm, g2i_l_noatt, g2i_l_att; ignored by g2i).
         Randomness comes from `generator`, else from a CPU generator seeded with `seed` (default 0): the
-        same seed and inputs give the same images. `guidance_scale` w (the diagnosis' scale w_dx when
+        same seed and inputs give the same images. Per-row randomness: `seed` as one integer per row (or
+        `generator` as one generator per row) gives each row its own noise stream, so a row's image does
+        not depend on the rows batched with it (what the served model needs to coalesce requests). `guidance_scale` w (the diagnosis' scale w_dx when
         `genotype_guidance_scale` w_g is given; that one acts only in variants that see both conditions:
         eps_null + w_dx (eps_dx - eps_null) + w_g (eps_dx,g - eps_dx), see g2i.sampling).
         """
@@ -206,7 +209,7 @@ class G2IPipeline(DiffusionPipeline):
         if batch == 0:
             raise ValueError("genotypes/diagnosis: no rows to generate")
 
-        generator = generator if generator is not None else torch.Generator().manual_seed(int(seed or 0))
+        generator = self._generators(generator, seed, batch)
         latent_shape = (int(self.vae.config.latent_channels), *(int(s) for s in self._latent_hw()))
         reverse = make_sampler(self.scheduler.config, sampler)
         images = []
@@ -215,7 +218,8 @@ class G2IPipeline(DiffusionPipeline):
                           disable=not progress or len(chunks) == 1):
             part = slice(start, start + batch_size)
             z_0 = sample_latents(self.unet, self.genotype_encoder, reverse, labels[part], codes[part], latent_shape,
-                                 int(num_inference_steps), float(guidance_scale), generator, float(eta),
+                                 int(num_inference_steps), float(guidance_scale),
+                                 generator[part] if isinstance(generator, list) else generator, float(eta),
                                  progress=progress and len(chunks) == 1,
                                  genotype_guidance_scale=None if genotype_guidance_scale is None
                                  else float(genotype_guidance_scale))
@@ -223,6 +227,20 @@ class G2IPipeline(DiffusionPipeline):
         array = np.concatenate(images).astype(np.float32)
         pil = [to_pil(image) for image in array] if output_type in ("pil", "both") else []
         return G2IPipelineOutput(images=array if output_type in ("np", "both") else None, pil=pil)
+
+    @staticmethod
+    def _generators(generator, seed, batch: int):
+        """One CPU generator for the batch, or one per row (a list) when `seed` / `generator` is per row."""
+        if generator is not None:
+            if isinstance(generator, (list, tuple)) and len(generator) != batch:
+                raise ValueError(f"generator: {len(generator)} generators for {batch} rows")
+            return list(generator) if isinstance(generator, (list, tuple)) else generator
+        if seed is None or isinstance(seed, (int, np.integer)):
+            return torch.Generator().manual_seed(int(seed or 0))
+        seeds = list(seed)
+        if len(seeds) != batch:
+            raise ValueError(f"seed: {len(seeds)} seeds for {batch} rows (give one seed, or one per row)")
+        return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
     def _latent_hw(self) -> tuple[int, int]:
         factor = 2 ** (len(self.vae.config.block_out_channels) - 1)

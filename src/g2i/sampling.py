@@ -48,7 +48,7 @@ def autocast(device: torch.device):
 @torch.no_grad()
 def sample_latents(denoiser, genotype_encoder, scheduler, labels: torch.Tensor, genotypes: torch.Tensor,
                    latent_shape: tuple[int, ...], num_steps: int, guidance_scale: float = 1.0,
-                   generator: torch.Generator | None = None, eta: float = 0.0,
+                   generator: torch.Generator | list[torch.Generator] | None = None, eta: float = 0.0,
                    progress: bool = False, genotype_guidance_scale: float | None = None) -> torch.Tensor:
     """Scaled latents z_0 for a batch of conditions (labels: B class indices; genotypes: B x F_g codes).
 
@@ -56,14 +56,16 @@ def sample_latents(denoiser, genotype_encoder, scheduler, labels: torch.Tensor, 
     both the diagnosis and the genotype.
 
     All randomness (z_T and the noise of every step) comes from `generator` (a CPU generator), so the
-    same seed and batch give the same images on any device.
+    same seed and batch give the same images on any device. A list of B generators gives each row its own
+    stream (diffusers' randn_tensor draws row by row), independent of the other rows in the batch.
     """
     from diffusers import DDIMScheduler
+    from diffusers.utils.torch_utils import randn_tensor
     from tqdm import tqdm
 
     batch = len(labels)
     device = next(denoiser.parameters()).device
-    z_t = torch.randn((batch, *latent_shape), generator=generator).to(device)
+    z_t = randn_tensor((batch, *latent_shape), generator=generator, device=torch.device("cpu")).to(device)
     onehot = diagnosis_onehot(labels.to(device)) if denoiser.uses_label else None
     null_onehot = torch.zeros_like(onehot) if onehot is not None else None
     tokens = genotype_encoder(genotypes.to(device)) if denoiser.uses_genotype else None

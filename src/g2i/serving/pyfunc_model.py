@@ -4,20 +4,22 @@ Input: one row per image: one column per SNP of the pipeline (rsIDs and APOE4, c
 missing), `diagnosis` (CN/MCI/AD) and optionally `seed`, `num_inference_steps`, `guidance_scale`.
 Output: one record per row: `image_png_base64` (8-bit grey PNG), `height`, `width`.
 Bad input raises MlflowException(INVALID_PARAMETER_VALUE), which MLflow's server turns into HTTP 400
-with the message; the server stays up. Caps on rows and steps come from the model config (params.yaml
-`serving`), so a request cannot ask for unbounded work.
+with the message; the server stays up. Caps on rows, steps and guidance come from the model config
+(params.yaml `serving`), so a request cannot ask for unbounded work.
+
+Batching: every row is validated in the request's own thread, then its rows join a shared queue
+(g2i.serving.batching): concurrent requests with the same steps and guidance are generated as one batch
+of at most `serving.max_batch` rows, gathered within `serving.batch_window_ms`. Each row has its own
+noise stream (its seed), so its image does not depend on the rows it was batched with.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import threading
 
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
-
-OPTIONAL = {"seed": 0, "num_inference_steps": None, "guidance_scale": None}
 
 
 def _bad(message: str):
@@ -27,6 +29,12 @@ def _bad(message: str):
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
+def _missing(value) -> bool:
+    import math
+
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 class G2IPyfunc(PythonModel):
     """Genotype + diagnosis rows -> base64 PNG brain slices, from the G2IPipeline in the artifacts."""
 
@@ -34,33 +42,56 @@ class G2IPyfunc(PythonModel):
         import torch
 
         from g2i.pipeline import G2IPipeline
+        from g2i.serving.batching import RequestBatcher
+        from g2i.serving.registry import SERVING_KEYS
 
         self.pipe = G2IPipeline.from_pretrained(context.artifacts["pipeline"])
         self.pipe.to("cuda" if torch.cuda.is_available() else "cpu")
-        config = context.model_config or {}
-        self.max_rows = int(config.get("max_rows", 16))
-        self.max_steps = int(config.get("max_steps", 200))
-        self.default_steps = int(config.get("num_inference_steps", 50))
-        self.default_guidance = float(config.get("guidance_scale", 1.0))
+        config = dict(context.model_config or {})
+        absent = [key for key in SERVING_KEYS if key not in config]
+        if absent:
+            raise ValueError(f"model config lacks {', '.join(absent)} (params.yaml `serving`); "
+                             "register the model again with `make register`")
+        self.max_rows = int(config["max_rows"])
+        self.max_steps = int(config["max_steps"])
+        self.max_guidance = float(config["max_guidance_scale"])
+        self.default_steps = int(config["num_inference_steps"])
+        self.default_guidance = float(config["guidance_scale"])
         # the genotype's own scale, when `sample` chose one for this model (registry.served_settings)
         genotype = config.get("genotype_guidance_scale")
         self.default_genotype_guidance = None if genotype is None else float(genotype)
-        self.sampler = str(config.get("sampler", "ddpm"))
-        self.lock = threading.Lock()  # one generation at a time: bounded memory under concurrent requests
+        self.sampler = str(config["sampler"])
+        self.max_batch = int(config["max_batch"])
+        self.batcher = RequestBatcher(self._generate, self.max_batch, float(config["batch_window_ms"]) / 1000.0)
 
-    def _setting(self, row, name: str, default, cast):
+    # ---- validation (in the request's thread: a bad row fails its own request only) --------------------
+
+    @staticmethod
+    def _number(row: dict, name: str, default: float, low: float, high: float, whole: bool = False):
         import math
 
         value = row.get(name, None)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if _missing(value):
             return default
         try:
-            return cast(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise _bad(f"{name}: expected a number, got {value!r}") from None
+        if not math.isfinite(number) or not low <= number <= high:
+            raise _bad(f"{name}: must be between {low:g} and {high:g}, got {value!r}")
+        if whole:
+            if number != int(number):
+                raise _bad(f"{name}: must be a whole number, got {value!r}")
+            return int(number)
+        return number
 
-    def predict(self, context, model_input, params=None):
+    def _rows(self, model_input):
+        """(batch key, (codes with NaN = missing, class index, seed)) per row, or HTTP 400."""
+        import numpy as np
         import pandas as pd
+        import torch
+
+        from g2i.data.dataset import MISSING_CODE
 
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
@@ -70,24 +101,54 @@ class G2IPyfunc(PythonModel):
             raise _bad(f"{len(model_input)} rows; at most {self.max_rows} per request (serving.max_rows)")
         if "diagnosis" not in model_input.columns:
             raise _bad("diagnosis: column missing (CN, MCI or AD per row)")
-        records = []
-        for _, row in model_input.iterrows():
-            row = row.to_dict()
-            steps = self._setting(row, "num_inference_steps", self.default_steps, int)
-            if not 1 <= steps <= self.max_steps:
-                raise _bad(f"num_inference_steps: must be between 1 and {self.max_steps} (serving.max_steps), got {steps}")
-            guidance = self._setting(row, "guidance_scale", self.default_guidance, float)
+        try:
+            labels = self.pipe.diagnosis_labels([str(d) for d in model_input["diagnosis"]], len(model_input))
+            if self.pipe.uses_genotype:
+                codes = self.pipe.genotype_codes(model_input).double()
+                codes[codes == MISSING_CODE] = float("nan")
+            else:
+                codes = torch.full((len(model_input), len(self.pipe.config.snps)), float("nan"), dtype=torch.float64)
+        except ValueError as exc:  # the pipeline's own checks name the field
+            raise _bad(str(exc)) from None
+        rows = []
+        for i, row in enumerate(model_input.to_dict(orient="records")):
+            steps = self._number(row, "num_inference_steps", self.default_steps, 1, self.max_steps, whole=True)
+            guidance = self._number(row, "guidance_scale", self.default_guidance, 0, self.max_guidance)
+            seed = self._number(row, "seed", 0, 0, np.iinfo(np.int64).max, whole=True)
             # a request's own guidance_scale is one scale for both conditions
             genotype_guidance = self.default_genotype_guidance if guidance == self.default_guidance else None
-            seed = self._setting(row, "seed", 0, int)
+            rows.append(((steps, guidance, genotype_guidance), (codes[i].numpy(), int(labels[i]), seed)))
+        return rows
+
+    # ---- generation (on the batcher's worker thread) --------------------------------------------------
+
+    def _generate(self, key, items) -> list:
+        import numpy as np
+
+        steps, guidance, genotype_guidance = key
+        out = self.pipe(genotypes=np.stack([codes for codes, _, _ in items]),
+                        diagnosis=[label for _, label, _ in items], num_inference_steps=steps,
+                        sampler=self.sampler, guidance_scale=guidance, genotype_guidance_scale=genotype_guidance,
+                        seed=[seed for _, _, seed in items], batch_size=self.max_batch, output_type="pil")
+        return out.pil
+
+    def predict(self, context, model_input, params=None):
+        import pandas as pd
+
+        rows = self._rows(model_input)
+        groups: dict = {}
+        for index, (key, _) in enumerate(rows):
+            groups.setdefault(key, []).append(index)
+        images = [None] * len(rows)
+        for key, indices in groups.items():
             try:
-                with self.lock:
-                    out = self.pipe(genotypes=pd.DataFrame([row]), diagnosis=[row["diagnosis"]],
-                                    num_inference_steps=steps, sampler=self.sampler, guidance_scale=guidance,
-                                    genotype_guidance_scale=genotype_guidance, seed=seed, output_type="pil")
-            except ValueError as exc:  # the pipeline's own checks name the field
+                generated = self.batcher.submit(key, [rows[i][1] for i in indices])
+            except ValueError as exc:
                 raise _bad(str(exc)) from None
-            image = out.pil[0]
+            for index, image in zip(indices, generated):
+                images[index] = image
+        records = []
+        for image in images:
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
             records.append({"image_png_base64": base64.b64encode(buffer.getvalue()).decode("ascii"),

@@ -45,11 +45,37 @@ def input_example(snps: list[str]):
     return pd.DataFrame([{**{snp: 0.0 for snp in snps}, "diagnosis": "AD", "seed": 0, "num_inference_steps": 5}])
 
 
+# params.yaml `serving`: what the served model reads from its config (g2i.serving.pyfunc_model)
+SERVING_KEYS = ("max_rows", "max_steps", "max_guidance_scale", "max_batch", "batch_window_ms",
+                "num_inference_steps", "guidance_scale", "sampler")
+
+
+def check_serving(serving: Mapping[str, Any]) -> None:
+    """Fail at registration, not at the first request, when params.yaml `serving` is incomplete or absurd."""
+    absent = [key for key in SERVING_KEYS if key not in serving]
+    if absent:
+        raise G2IError(f"params.yaml serving: missing {', '.join(absent)}")
+    positive = ("max_rows", "max_steps", "max_batch", "num_inference_steps")
+    problems = [f"{key} must be a positive integer, got {serving[key]!r}" for key in positive
+                if not isinstance(serving[key], int) or isinstance(serving[key], bool) or serving[key] < 1]
+    for key in ("max_guidance_scale", "batch_window_ms", "guidance_scale"):
+        value = serving[key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+            problems.append(f"{key} must be a finite number >= 0, got {value!r}")
+    if not problems and serving["num_inference_steps"] > serving["max_steps"]:
+        problems.append(f"num_inference_steps {serving['num_inference_steps']} exceeds max_steps {serving['max_steps']}")
+    if not problems and serving["guidance_scale"] > serving["max_guidance_scale"]:
+        problems.append(f"guidance_scale {serving['guidance_scale']} exceeds max_guidance_scale")
+    if problems:
+        raise G2IError("params.yaml serving: " + "; ".join(problems))
+
+
 def served_settings(serving: Mapping[str, Any], generated_summary: Path) -> dict:
     """params.yaml `serving`, with the guidance the model was evaluated at: the scales `sample` chose for a
     swept model (its summary.json `generation`), so the served images are those Table 1 measured."""
     import json
 
+    check_serving(serving)
     settings = dict(serving)
     if Path(generated_summary).is_file():
         generation = json.loads(Path(generated_summary).read_text()).get("generation", {})
