@@ -332,3 +332,16 @@ def test_registration_refuses_an_incomplete_or_absurd_serving_section(tmp_path):
                           ({**SERVING, "num_inference_steps": 50}, "exceeds max_steps")):
         with pytest.raises(G2IError, match=words):
             served_settings(broken, tmp_path / "absent.json")
+
+
+def test_the_served_model_is_typed_so_mlflow_asks_nothing():
+    """A predict without type hints makes MLflow warn at every load (and `make register` print pages)."""
+    import importlib
+    import warnings
+
+    import g2i.serving.pyfunc_model as module
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        importlib.reload(module)
+    assert not [w for w in caught if "type hint" in str(w.message).lower()], [str(w.message) for w in caught]

@@ -34,4 +34,6 @@ def test_tags_and_a_real_run(tmp_path, monkeypatch):
     stored = mlflow.get_run(run.info.run_id)
     assert stored.data.tags["g2i.variant"] == "g2i_l_att" and stored.data.params["model.lr"] == "0.0001"
     assert stored.data.params["other"] == "1"
-    assert mlflow.get_experiment(stored.info.experiment_id).name == EXPERIMENT
+    experiment = mlflow.get_experiment(stored.info.experiment_id)
+    assert experiment.name == EXPERIMENT
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs

@@ -65,6 +65,9 @@ def run_tags(root: Path, profile: str, **extra: str) -> dict[str, str]:
 
 
 EXPERIMENT = "g2i"
+# MLflow 3's UI opens an experiment by its kind; without this tag it guesses "GenAI" (traces, token usage)
+# for a new experiment. Model training makes it open on the runs table.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 def start_run(root: Path, run_name: str, tags: Mapping[str, str]):
@@ -79,9 +82,11 @@ def start_run(root: Path, run_name: str, tags: Mapping[str, str]):
     mlflow.set_tracking_uri(tracking_uri(root))
     if not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(EXPERIMENT)
-        return mlflow.start_run(run_name=run_name, tags=dict(tags))
-    run = mlflow.start_run()
-    mlflow.set_tags(dict(tags))
+        run = mlflow.start_run(run_name=run_name, tags=dict(tags))
+    else:
+        run = mlflow.start_run()
+        mlflow.set_tags(dict(tags))
+    mlflow.MlflowClient().set_experiment_tag(run.info.experiment_id, *EXPERIMENT_KIND)
     return run
 
 

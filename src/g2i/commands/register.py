@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    import os
+
+    # one line per model, not pages: no artifact progress bars while logging and validating each model
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from ..config import repo_root
     from ..serving.registry import register_variant, served_settings
     from ..tracking import run_tags, start_run

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import io
 
+import pandas as pd
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
@@ -88,7 +89,6 @@ class G2IPyfunc(PythonModel):
     def _rows(self, model_input):
         """(batch key, (codes with NaN = missing, class index, seed)) per row, or HTTP 400."""
         import numpy as np
-        import pandas as pd
         import torch
 
         from g2i.data.dataset import MISSING_CODE
@@ -132,9 +132,8 @@ class G2IPyfunc(PythonModel):
                         seed=[seed for _, _, seed in items], batch_size=self.max_batch, output_type="pil")
         return out.pil
 
-    def predict(self, context, model_input, params=None):
-        import pandas as pd
-
+    # typed: MLflow validates requests against the logged signature (and stops asking for type hints)
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         rows = self._rows(model_input)
         groups: dict = {}
         for index, (key, _) in enumerate(rows):
