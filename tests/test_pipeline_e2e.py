@@ -94,7 +94,8 @@ def test_repro_runs_every_stage_then_nothing(repo):
     variants = {f"{stage}@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att") for stage in ("train", "sample")}
     variants |= {f"{stage}@{v}" for v in ("cgan", "stackgan", "attngan") for stage in ("train_gan", "sample")}
     assert stages_run(first) == {"cohort_report", "genotype_qc", "genotypes", "validate_genotypes", "slices", "split",
-                                 "train_autoencoder", "encode_latents", "evaluate", "probe", "classify"} | variants
+                                 "train_autoencoder", "encode_latents", "evaluate", "probe", "classify",
+                                 "compare"} | variants
     for output in ("reports/data/genotype_qc.md", "data/processed/genotypes.csv", "data/processed/slices/slices.npy",
                    "reports/validate_genotypes/data_docs/index.html", "data/processed/split.csv",
                    "models/autoencoder/config.json", "models/g2i_l_att/unet/config.json",
@@ -102,7 +103,7 @@ def test_repro_runs_every_stage_then_nothing(repo):
                    "reports/train/g2i_l_att_samples.png", "data/generated/g2i/counterfactual.npz",
                    "reports/evaluate/table1.md", "reports/evaluate/fidelity.md", "reports/evaluate/fig2_samples.png",
                    "reports/evaluate/fig3_group_differences.png", "reports/classify/table2.md",
-                   "reports/probe/probe.md"):
+                   "reports/probe/probe.md", "reports/compare/models.md"):
         assert (repo / output).is_file(), output
     # the swept model's sets are generated at the w the sweep chose; the others at sampling.guidance_scale
     # (w_dx by label effects over the single-scale points, then w_g by FD_cnn at that w_dx)
@@ -160,7 +161,7 @@ def test_changing_a_qc_threshold_reruns_only_that_stage_and_later(repo):
     assert "genotype_qc" in ran
     assert "cohort_report" not in ran
     assert ran <= {"genotype_qc", "genotypes", "validate_genotypes", "slices", "split", "train_autoencoder",
-                   "encode_latents", "evaluate", "probe", "classify"} | {
+                   "encode_latents", "evaluate", "probe", "classify", "compare"} | {
         f"{stage}@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att") for stage in ("train", "sample")} | {
         f"{stage}@{v}" for v in ("cgan", "stackgan", "attngan") for stage in ("train_gan", "sample")}
 

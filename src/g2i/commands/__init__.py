@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "evaluate",
     "probe",
     "classify",
+    "compare",
     "register",
     "study",
     "stage_deps",

@@ -46,7 +46,7 @@ def row_name(name: str, fraction: float) -> str:
 
 
 def _label(name: str) -> str:
-    from ..evaluation.evaluate import display_name
+    from ..vocabulary import display_name
 
     return "Real only" if name == REAL else f"Real + {display_name(name)}"
 

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def probe_markdown(results: dict, n: int) -> str:
-    from ..evaluation.evaluate import display_name
+    from ..vocabulary import display_name
 
     def f(v, d=3):
         return "n/c" if v is None else f"{v:.{d}f}"

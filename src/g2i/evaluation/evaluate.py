@@ -23,16 +23,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..data.dataset import DIAGNOSES, SliceGenotypeDataset
+from ..vocabulary import display_name
 from . import fidelity, image_metrics
 from .classifier import ClassifierConfig, extract_features, predict, train_classifier
 from .generated import DOSES, load_set
-
-DISPLAY_NAMES = {"cgan": "CGAN", "stackgan": "StackGAN", "attngan": "AttnGAN", "ldm": "LDM", "g2i": "G2I",
-                 "g2i_l_noatt": "G2I-l w/o Att", "g2i_l_att": "G2I-l w/ Att"}
-
-
-def display_name(model: str) -> str:
-    return DISPLAY_NAMES.get(model, model)
 
 
 def real_images(dataset: SliceGenotypeDataset) -> np.ndarray:

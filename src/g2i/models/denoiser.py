@@ -22,9 +22,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ..errors import G2IError
+from ..vocabulary import DIFFUSION_VARIANTS as VARIANTS
 from .settings import check_groups, require, section
 
-VARIANTS = ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att")
 N_CLASSES = 3  # CN, MCI, AD
 USES_LABEL = {"ldm": True, "g2i": False, "g2i_l_noatt": True, "g2i_l_att": True}
 USES_GENOTYPE = {"ldm": False, "g2i": True, "g2i_l_noatt": True, "g2i_l_att": True}

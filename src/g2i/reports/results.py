@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import G2IError
-from ..evaluation.evaluate import display_name
+from ..vocabulary import display_name
 from ..io.atomic import atomic_file, write_json
 
 PAPER_MODEL = "g2i_l_att"

@@ -56,10 +56,10 @@ from ..errors import G2IError
 from ..io.atomic import atomic_dir, write_json
 from ..models import GenotypeEncoder, build_genotype_encoder, diagnosis_onehot
 from ..models.gans import GENERATOR_CLASSES, DAMSMImageEncoder, build_gan, ca_kl, gan_config
+from ..vocabulary import GAN_VARIANTS
 from .autoencoder import frozen_call, prepare_checkpoints
 from .trainer import TrainConfig, Trainer
 
-GAN_VARIANTS = ("cgan", "stackgan", "attngan")
 DAMSM_DIR = "damsm"
 LAST_METRICS = "last_metrics.json"
 BN_RECALIBRATION_BATCHES = 16
