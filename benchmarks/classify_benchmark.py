@@ -24,13 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from g2i.config import load_params, resolve  # noqa: E402
 from g2i.evaluation.classifier import ClassifierConfig, evaluate_rows  # noqa: E402
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+from g2i.machine import cpu_model  # noqa: E402
 
 
 def main() -> None:

@@ -26,17 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from g2i.config import load_params, resolve  # noqa: E402
+from g2i.machine import describe  # noqa: E402
 
 N_SNPS = 52
-
-
-def machine() -> str:
-    import os
-    import platform
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
 def untrained_pipeline(params: dict, variant: str):
@@ -88,7 +80,7 @@ def main() -> None:
         genotypes, labels = rng.integers(0, 3, (args.n, N_SNPS)).astype(float), rng.integers(0, 3, args.n)
         source = f"UNTRAINED {args.variant} at the {args.profile} profile's size (speed only)"
     pipe.to(device)
-    print(f"machine: {machine()}\nmodel: {source}; {args.n} images per sampler, batch {args.batch_size}")
+    print(f"machine: {describe()}\nmodel: {source}; {args.n} images per sampler, batch {args.batch_size}")
     print(f"{'sampler':12s} {'images/s':>9s} {'s/image':>8s} {'FD_cnn':>8s}  image mean")
     for spec in args.samplers:
         sampler, steps = spec.split(":")

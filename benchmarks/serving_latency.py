@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import threading
 import time
 import urllib.request
@@ -24,15 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from g2i.machine import cpu_model
 
 
 def serve_load(port: int, columns: list[str], row: list, clients: int, requests: int, rows: int) -> dict:

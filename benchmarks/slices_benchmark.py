@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -21,23 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from g2i.machine import describe
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def machine_label() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        memory = f", {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM"
-    except (ValueError, OSError):
-        memory = ""
-    return f"{os.cpu_count()} cores, {model}{memory}, Python {platform.python_version()}, {platform.system()}"
 
 
 def _generate(n_subjects: int, profile: str, raw: str, queue) -> None:
@@ -108,7 +93,7 @@ def main(argv=None) -> int:
     knobs_params = resolve(load_params(ROOT / "params.yaml"), args.profile)["slices"]
     knobs = {"z_mm": knobs_params["z_mm"], "size": knobs_params["size"],
              "lower": knobs_params["lower_percentile"], "upper": knobs_params["upper_percentile"]}
-    print(f"machine: {machine_label()}")
+    print(f"machine: {describe()}")
     print(f"profile {args.profile}: slices at z = {knobs['z_mm']} mm, {knobs['size'][0]} x {knobs['size'][1]}; "
           f"median of {args.repeat} runs, each in a fresh process")
     print(f"{'volumes':>8} {'jobs':>5} {'seconds':>8} {'volumes/s':>10} {'peak RSS main':>14} "

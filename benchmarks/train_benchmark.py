@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,14 +35,9 @@ from g2i.config import load_params, resolve  # noqa: E402
 from g2i.models import build_denoiser, build_genotype_encoder, build_scheduler  # noqa: E402
 from g2i.training.diffusion import diffusion_loss  # noqa: E402
 from g2i.training.trainer import TrainConfig, Trainer, step_generator  # noqa: E402
+from g2i.machine import describe  # noqa: E402
 
 N_SNPS = 52  # the AlzGene panel + APOE4 tokens
-
-
-def machine() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
@@ -164,7 +157,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     profiles = ("demo", "paper") if args.profile == "both" else (args.profile,)
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     results = []
     for profile in profiles:
         batch = args.batch_size
@@ -181,7 +174,7 @@ def main() -> None:
               f"{result['achieved_tflops'] * 1e3:.1f} GFLOP/s of {result['peak_tflops'] * 1e3:.0f} GFLOP/s matmul peak "
               f"= MFU {result['mfu']:.1%}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+        args.json.write_text(json.dumps({"machine": describe(), "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -101,7 +101,9 @@ def run(args: argparse.Namespace) -> None:
         # is their sum, and the page lists the parts, so a partial rerun is never passed off as the whole.
         earlier = json.loads(record.read_text()) if resumed and record.is_file() else {}
         parts = run_parts(earlier, round(time.time() - started, 1), commit, resumed)
-        run_info = {"profile": args.profile, "commit": commit, "parts": parts, "cpu": _cpu_model(),
+        from ..machine import cpu_model
+
+        run_info = {"profile": args.profile, "commit": commit, "parts": parts, "cpu": cpu_model(),
                     "wall_seconds": round(sum(p["seconds"] for p in parts), 1), "cores": os.cpu_count()}
         write_json(record, run_info)
     from ..reports.results import write_results
@@ -117,15 +119,3 @@ def run_parts(earlier: dict, seconds: float, commit: str, resumed: bool) -> list
     parts = list(earlier.get("parts") or ([{"seconds": earlier["wall_seconds"], "commit": earlier["commit"],
                                             "resumed": earlier.get("resumed", False)}] if earlier else []))
     return parts + [{"seconds": seconds, "commit": commit, "resumed": resumed}]
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
