@@ -37,3 +37,19 @@ def test_tags_and_a_real_run(tmp_path, monkeypatch):
     experiment = mlflow.get_experiment(stored.info.experiment_id)
     assert experiment.name == EXPERIMENT
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs
+
+
+def test_training_runs_draw_system_metrics(tmp_path, monkeypatch):
+    """CPU and memory curves beside the loss in the run's charts (MLflow's own sampler, psutil)."""
+    import time
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    with start_run(ROOT, "train-test", {"g2i.stage": "train"}, system_metrics=True) as run:
+        time.sleep(2.5)
+    with start_run(ROOT, "evaluate-test", {"g2i.stage": "evaluate"}) as quiet:
+        time.sleep(1.5)
+    assert any(k.startswith("system/cpu_utilization") for k in mlflow.get_run(run.info.run_id).data.metrics)
+    assert not any(k.startswith("system/") for k in mlflow.get_run(quiet.info.run_id).data.metrics)

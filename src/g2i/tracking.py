@@ -70,21 +70,22 @@ EXPERIMENT = "g2i"
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
-def start_run(root: Path, run_name: str, tags: Mapping[str, str]):
+def start_run(root: Path, run_name: str, tags: Mapping[str, str], system_metrics: bool = False):
     """An MLflow run in the project's store: the one `mlflow run` opened (MLFLOW_RUN_ID), or a new one.
 
     Under `mlflow run` the experiment is already chosen by the run; setting another would make MLflow
     refuse to resume it, so the experiment is only set for runs started here. Parameters that the run
     already holds (MLproject parameters) must not be logged again: see `log_new_params`.
+    `system_metrics`: MLflow's own CPU / memory (/ GPU) sampling, drawn in the run's charts (training runs).
     """
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(root))
     if not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(EXPERIMENT)
-        run = mlflow.start_run(run_name=run_name, tags=dict(tags))
+        run = mlflow.start_run(run_name=run_name, tags=dict(tags), log_system_metrics=system_metrics or None)
     else:
-        run = mlflow.start_run()
+        run = mlflow.start_run(log_system_metrics=system_metrics or None)
         mlflow.set_tags(dict(tags))
     mlflow.MlflowClient().set_experiment_tag(run.info.experiment_id, *EXPERIMENT_KIND)
     return run

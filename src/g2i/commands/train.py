@@ -81,7 +81,7 @@ def run_diffusion(args: argparse.Namespace) -> None:
     params, root, paths, val, tags = _context(args)
     vae = load_autoencoder(args.autoencoder)
     sampling = params["sampling"]
-    with start_run(root, f"train-{variant}", tags):
+    with start_run(root, f"train-{variant}", tags, system_metrics=True):
         flat = dict(flatten({"model": {k: params["model"][k] for k in ("unet", "genotype_encoder", "scheduler")},
                              "training": {"diffusion": params["training"]["diffusion"],
                                           "condition_dropout": params["training"]["condition_dropout"],
@@ -119,7 +119,7 @@ def run_gan(args: argparse.Namespace) -> None:
 
     variant = args.variant
     params, root, paths, val, tags = _context(args)
-    with start_run(root, f"train-{variant}", tags):
+    with start_run(root, f"train-{variant}", tags, system_metrics=True):
         cfg = train_config(params, variant, args.max_steps or None)
         flat = dict(flatten({"model": {"gan": {variant: params["model"]["gan"][variant]}},
                              "training": {"gan": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}}))

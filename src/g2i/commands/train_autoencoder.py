@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> None:
     paths = ProcessedPaths(args.slices_dir, args.genotypes, args.split)
     paths.check()  # fail before an MLflow run is opened
     root = repo_root()
-    with start_run(root, "train-autoencoder", run_tags(root, params["profile"], stage="train_autoencoder")) as active:
+    with start_run(root, "train-autoencoder", run_tags(root, params["profile"], stage="train_autoencoder"),
+                   system_metrics=True) as active:
         log_new_params(tracked_params(params))
         metrics = train_autoencoder(params, paths, args.out, run=active, reports_dir=args.reports)
     print(f"train-autoencoder: {metrics['steps']} steps, val PSNR {metrics['val_psnr']:.2f} dB, "
