@@ -75,6 +75,9 @@ def test_one_mlflow_run_per_model_carries_its_numbers_params_data_and_stage_runs
         assert mlflow.get_run(stage_runs[(stage, 2)]).data.tags["mlflow.parentRunId"] == created[0]
         assert "mlflow.parentRunId" not in mlflow.get_run(stage_runs[(stage, 1)]).data.tags
     assert "mlflow.parentRunId" not in mlflow.get_run(other_profile.info.run_id).data.tags
+    logged = mlflow.search_logged_models(experiment_ids=[model_run.info.experiment_id], output_format="list")
+    assert [m.name for m in logged] == ["g2i_l_att"] and logged[0].source_run_id == created[0]
+    assert {m.key: m.value for m in logged[0].metrics}["fd_cnn"] == 1.25
     experiment = mlflow.get_experiment(model_run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 

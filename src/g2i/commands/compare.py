@@ -56,7 +56,8 @@ def processed_digest(root: Path) -> dict[str, str]:
 
 
 def log_model_runs(root: Path, rows: dict, profile: str, names: dict[str, str], families: dict[str, str]) -> list[str]:
-    """One MLflow run per model with its headline metrics; its latest stage runs become its children."""
+    """One MLflow run and one logged model per model with its headline metrics; its latest stage runs become
+    the run's children. Returns the run ids."""
     import mlflow
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.entities import Metric, Param, RunTag
@@ -90,8 +91,15 @@ def log_model_runs(root: Path, rows: dict, profile: str, names: dict[str, str], 
         items = sorted(params.items())
         for start in range(0, len(items), 100):   # MLflow takes at most 100 params per batch
             client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in items[start:start + 100]])
+        # the trained generator as an MLflow 3 logged model (its files stay in DVC's cache: an external
+        # model), so the experiment's model view lists every model with the numbers linked to it
+        logged = mlflow.create_external_model(
+            name=model, source_run_id=run.info.run_id, experiment_id=experiment_id, model_type=families[model],
+            tags={"g2i.variant": model, "g2i.family": families[model], "g2i.profile": profile,
+                  "g2i.location": f"models/{model}/ (DVC-tracked)"})
         now = int(__import__("time").time() * 1000)
-        metrics = [Metric(key, value, now, 0) for key, value in row.items() if value is not None]
+        metrics = [Metric(key, value, now, 0, model_id=logged.model_id, run_id=run.info.run_id)
+                   for key, value in row.items() if value is not None]
         client.log_batch(run.info.run_id, metrics=metrics,
                          tags=[RunTag("g2i.children", ",".join(sorted(children)))])
         if digests:
