@@ -1,4 +1,5 @@
-"""Training throughput of the diffusion model (T_theta + eps_theta) for the demo and paper model sizes.
+"""Training throughput of the diffusion model (T_theta + eps_theta) and the autoencoder step, for the demo
+and paper model sizes.
 
 Prints, per profile, measured in one run on this machine:
   images/s            of the real training loop (g2i.training.trainer.Trainer: batch drawing, step RNG,
@@ -9,6 +10,10 @@ Prints, per profile, measured in one run on this machine:
                       the matmul peak measured here (a large square matmul in the training dtype).
                       The FLOPs are NOMINAL: on CPU, oneDNN runs 3x3 convolutions with Winograd-style
                       algorithms that need fewer multiplications, so a conv-heavy step can exceed 100 %.
+  autoencoder step    forward + backward + AdamW of the KL autoencoder with every loss term (L1, SSIM,
+                      KL, PatchGAN generator and discriminator terms, past the adversarial warm-up), on
+                      the profile's slice size and autoencoder batch: the stage that ran 4x slower on an
+                      Intel Xeon than on an AMD EPYC (issue 13), next to the denoiser step
 
     python benchmarks/train_benchmark.py                   # both profiles, sizes from params.yaml
     python benchmarks/train_benchmark.py --profile paper --batch-size 4 --steps 3   # CPU-friendly
@@ -32,7 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from g2i.config import load_params, resolve  # noqa: E402
-from g2i.models import build_denoiser, build_genotype_encoder, build_scheduler  # noqa: E402
+from g2i.models import (AutoencoderLossWeights, build_autoencoder, build_denoiser, build_discriminator,  # noqa: E402
+                        build_genotype_encoder, build_scheduler)
+from g2i.training.autoencoder import make_loss_fn as autoencoder_loss_fn  # noqa: E402
 from g2i.training.diffusion import diffusion_loss  # noqa: E402
 from g2i.training.trainer import TrainConfig, Trainer, step_generator  # noqa: E402
 from g2i.machine import describe  # noqa: E402
@@ -121,8 +128,30 @@ def full_trainer(modules, loss_fn, data, cfg_params: dict, steps: int, warmup: i
     return statistics.median(gaps)
 
 
+def autoencoder_step(params: dict, batch_size: int | None, steps: int, warmup: int, device) -> dict:
+    """Median seconds per autoencoder training step with every loss term active."""
+    model_cfg = params["model"]
+    train = params["training"]["autoencoder"]
+    bs = int(batch_size or train["batch_size"])
+    size = [int(s) for s in params["slices"]["size"]]
+    weights = AutoencoderLossWeights.from_config(model_cfg)
+    torch.manual_seed(0)
+    modules = {"vae": build_autoencoder(model_cfg).to(device), "disc": build_discriminator(model_cfg).to(device)}
+    after_warmup = int(weights.adversarial_warmup_steps) + 1
+    loss_fn = autoencoder_loss_fn(weights, lambda: after_warmup)
+    batch = {"x_0": (torch.rand(bs, 1, *size, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)}
+    t_step, flops = model_only(modules, loss_fn, batch, steps, warmup, device)
+    return {"ae_batch_size": bs, "ae_step_s": t_step, "ae_images_per_s": bs / t_step, "ae_gflop_per_step": flops / 1e9}
+
+
 def bench(profile: str, variant: str, steps: int, warmup: int, batch_size: int | None, device) -> dict:
-    params = resolve(load_params(ROOT / "params.yaml"), profile)
+    return bench_params(resolve(load_params(ROOT / "params.yaml"), profile), variant, steps, warmup, batch_size, device)
+
+
+def bench_params(params: dict, variant: str, steps: int, warmup: int, batch_size: int | None, device,
+                 peak_size: int = 2048) -> dict:
+    """Denoiser and autoencoder step measurements at the sizes of resolved `params` (a profile)."""
+    profile = params["profile"]
     train = dict(params["training"]["diffusion"])
     if batch_size:
         train["batch_size"] = batch_size
@@ -136,9 +165,10 @@ def bench(profile: str, variant: str, steps: int, warmup: int, batch_size: int |
     modules = build(params, variant, device)
     t_full = full_trainer(modules, loss_fn, data, train, steps, warmup)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    peak = matmul_peak(device, dtype)
+    peak = matmul_peak(device, dtype, n=peak_size)
     n_params = sum(p.numel() for m in modules.values() for p in m.parameters())
-    return {"profile": profile, "variant": variant, "batch_size": bs, "latent": latent_hw(params),
+    ae = autoencoder_step(params, batch_size, steps, warmup, device)
+    return {**ae, "profile": profile, "variant": variant, "batch_size": bs, "latent": latent_hw(params),
             "parameters_M": round(n_params / 1e6, 2), "model_step_s": t_model, "full_step_s": t_full,
             "images_per_s": bs / t_full, "overhead_ratio": t_full / t_model, "gflop_per_step": flops / 1e9,
             "achieved_tflops": flops / t_full / 1e12, "peak_tflops": peak / 1e12, "mfu": flops / t_full / peak}
@@ -172,7 +202,8 @@ def main() -> None:
               f"{result['full_step_s'] * 1e3:.1f} ms / model-only {result['model_step_s'] * 1e3:.1f} ms = overhead "
               f"{result['overhead_ratio']:.3f} | {result['gflop_per_step']:.1f} GFLOP/step, "
               f"{result['achieved_tflops'] * 1e3:.1f} GFLOP/s of {result['peak_tflops'] * 1e3:.0f} GFLOP/s matmul peak "
-              f"= MFU {result['mfu']:.1%}")
+              f"= MFU {result['mfu']:.1%} | autoencoder step {result['ae_step_s'] * 1e3:.0f} ms at batch "
+              f"{result['ae_batch_size']} ({result['ae_images_per_s']:.1f} images/s)")
     if args.json:
         args.json.write_text(json.dumps({"machine": describe(), "results": results}, indent=2))
 
