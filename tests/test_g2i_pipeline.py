@@ -59,7 +59,7 @@ def test_same_seed_same_images_other_seed_other_images_and_batching_does_not_mat
     np.testing.assert_array_equal(ddim(), ddim())
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++"])
 def test_a_row_with_its_own_seed_gives_its_image_alone_or_inside_any_batch(sampler):
     """Per-row seeds (what the served model batches with): each row has its own noise stream."""
     pipe = tiny_pipeline("g2i_l_att")

@@ -26,17 +26,22 @@ import torch
 
 from .models.denoiser import diagnosis_onehot
 
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpm++")
 
 
 def make_sampler(scheduler_config, sampler: str):
-    """A fresh reverse scheduler with the training betas (clip_sample off: latents are not pixels)."""
-    from diffusers import DDIMScheduler, DDPMScheduler
+    """A fresh reverse scheduler with the training betas (clip_sample / thresholding off: latents are not
+    pixels). "dpm++" is DPM-Solver++ (2M, deterministic; diffusers' DPMSolverMultistepScheduler), the
+    few-step solver to weigh against DDPM-50 (benchmarks/sampling_benchmark.py)."""
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
     if sampler == "ddpm":
         return DDPMScheduler.from_config(scheduler_config, clip_sample=False)
     if sampler == "ddim":
         return DDIMScheduler.from_config(scheduler_config, clip_sample=False)
+    if sampler == "dpm++":
+        return DPMSolverMultistepScheduler.from_config(scheduler_config, algorithm_type="dpmsolver++", solver_order=2,
+                                                       thresholding=False)
     raise ValueError(f"sampler: unknown '{sampler}'; valid: {', '.join(SAMPLERS)}")
 
 
