@@ -60,7 +60,8 @@ def main() -> None:
 
     reference = None
     if args.profile == "demo" and (ROOT / "models" / args.variant / "model_index.json").is_file():
-        from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset, codes_with_nan
+        from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
+        from g2i.vocabulary import codes_with_nan
         from g2i.evaluation.classifier import ClassifierConfig, extract_features, train_classifier
         from g2i.evaluation.evaluate import real_images
         from g2i.evaluation.image_metrics import frechet_distance
@@ -103,7 +104,7 @@ def main() -> None:
 def e4_slope(pipe, train, n: int, sampler: str, steps: int, batch_size: int) -> str:
     """The counterfactual e4 slope of `sample`'s dose sweep: n training subjects, own label and panel,
     APOE4 set to 0 / 1 / 2 on the same noise (one seed per subject)."""
-    from g2i.data.dataset import codes_with_nan
+    from g2i.vocabulary import codes_with_nan
     from g2i.evaluation.fidelity import counterfactual_effect, lateral_ventricle_area
 
     rows = np.random.default_rng(0).choice(len(train), min(n, len(train)), replace=False)

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from g2i.data.dataset import MISSING_CODE, ProcessedPaths, SliceGenotypeDataset
+from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
+from g2i.vocabulary import MISSING_CODE
 from g2i.errors import G2IError
 
 

@@ -196,7 +196,6 @@ def test_server_returns_brain_slices_as_png_and_repeats_itself_for_a_seed(server
     split_json(rows(1, diagnosis="FTD")),                                     # unknown diagnosis
     split_json(rows(5)),                                                      # more rows than serving.max_rows
     split_json(rows(1, num_inference_steps=500)),                             # steps above serving.max_steps
-    split_json(rows(1, num_inference_steps=2.5)),                             # steps not a whole number
     split_json(rows(1, guidance_scale=1e30)),                                 # guidance above its cap
     split_json(rows(1, guidance_scale=-1.0)),                                 # negative guidance
     split_json(rows(1, seed=-3)),                                             # negative seed
@@ -345,3 +344,23 @@ def test_the_served_model_is_typed_so_mlflow_asks_nothing():
         warnings.simplefilter("always")
         importlib.reload(module)
     assert not [w for w in caught if "type hint" in str(w.message).lower()], [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("num_inference_steps", 2.5, "whole number"),          # (the server's JSON parser casts to the signature's
+    ("seed", 1.5, "whole number"),                          #  long first; called directly, the model checks)
+    ("guidance_scale", float("inf"), "between 0 and 10"),
+    ("guidance_scale", 11.0, "between 0 and 10"),
+    ("seed", -1, "between 0"),
+    ("num_inference_steps", "ten", "expected a number"),
+])
+def test_every_numeric_field_is_bounded_in_the_model_itself(tmp_path, field, value, words):
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    model_dir = tmp_path / "g2i_l_att"
+    tiny_pipeline("g2i_l_att").save_pretrained(model_dir)
+    model = loaded(model_dir, SERVING)
+    with pytest.raises(MlflowException, match=f"{field}: .*{words}"):
+        model.predict(None, pd.DataFrame(rows(1, **{field: value})))
+    assert len(model.predict(None, pd.DataFrame(rows(1, guidance_scale=float("nan"))))) == 1   # NaN = not given

@@ -24,8 +24,8 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
-from .data.dataset import DIAGNOSES, MISSING_CODE
 from .sampling import SAMPLERS, decode, make_sampler, sample_latents
+from .vocabulary import DIAGNOSES, MISSING_CODE, codes_from_nan
 
 
 @dataclass
@@ -136,7 +136,7 @@ class G2IPipeline(DiffusionPipeline):
         if known.size and not np.isin(known, (0, 1, 2)).all():
             bad = sorted(set(known[~np.isin(known, (0, 1, 2))].tolist()))[:5]
             raise ValueError(f"genotypes: codes must be 0, 1 or 2 (effect-allele counts); got {bad}")
-        return torch.from_numpy(np.where(np.isnan(values), MISSING_CODE, values).astype(np.int64))
+        return torch.from_numpy(codes_from_nan(values))
 
     @staticmethod
     def diagnosis_labels(diagnosis, batch: int | None) -> torch.Tensor:

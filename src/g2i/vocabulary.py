@@ -1,10 +1,31 @@
-"""The model names the project shares, defined once and free of torch (reports, tracking and the CLI read them).
+"""The words the project shares, defined once and free of torch (reports, tracking and the CLI read them).
 
-Variants follow the paper: the diffusion family (LDM; G2I, genotype only, through cross-attention;
-G2I-l without and with attention, genotype plus diagnosis) and the GAN baselines it compares with.
+Diagnoses in the order of their class index; genotype codes (effect-allele counts 0 / 1 / 2, and the
+one code the networks use for a missing call); the APOE e4 doses of the counterfactual sweep; the model
+variants of the paper: the diffusion family (LDM; G2I, genotype only, through cross-attention; G2I-l
+without and with attention, genotype plus diagnosis) and the GAN baselines it compares with.
 """
 
 from __future__ import annotations
+
+import numpy as np
+
+DIAGNOSES = ("CN", "MCI", "AD")
+N_CLASSES = len(DIAGNOSES)
+MISSING_CODE = 3          # a missing call as a network input (codes 0 / 1 / 2 are allele counts)
+DOSES = (0, 1, 2)         # APOE e4 doses of the counterfactual sweep
+
+
+def codes_from_nan(values) -> np.ndarray:
+    """Allele counts with NaN for a missing call -> int64 codes with MISSING_CODE (what the networks read)."""
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isnan(values), MISSING_CODE, values).astype(np.int64)
+
+
+def codes_with_nan(codes) -> np.ndarray:
+    """Codes as floats with NaN for a missing call: the form users (and G2IPipeline) give genotypes in."""
+    codes = np.asarray(codes)
+    return np.where(codes == MISSING_CODE, np.nan, codes.astype(float))
 
 DIFFUSION_VARIANTS = ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att")
 GAN_VARIANTS = ("cgan", "stackgan", "attngan")

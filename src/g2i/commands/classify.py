@@ -177,7 +177,7 @@ def _augment_counts(folder: Path) -> list[int]:
     """Generated images per class in `folder`/augment.npz, reading only the labels."""
     import numpy as np
 
-    from ..data.dataset import DIAGNOSES
+    from ..vocabulary import DIAGNOSES
     from ..evaluation.generated import load_set
 
     path = folder / "augment.npz"
@@ -191,7 +191,7 @@ def _augment_counts(folder: Path) -> list[int]:
 def check_augment_suffices(counts: Mapping[str, Sequence[int]], real_counts: Sequence[int], per_class: int,
                            fraction: float) -> None:
     """G2IError before any training when a model's augment set cannot fill the smallest real subsample."""
-    from ..data.dataset import DIAGNOSES
+    from ..vocabulary import DIAGNOSES
     from ..errors import G2IError
 
     short = [f"{name}: {d} has {have[c]}, needs {per_class - real_counts[c]}"
@@ -213,7 +213,8 @@ def run(args: argparse.Namespace) -> None:
     import numpy as np
 
     from ..config import repo_root
-    from ..data.dataset import DIAGNOSES, ProcessedPaths, SliceGenotypeDataset
+    from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
+    from ..vocabulary import DIAGNOSES
     from ..errors import G2IError
     from ..evaluation.classifier import ClassifierConfig, evaluate_rows, fill_to_per_class, scarcity_subsamples
     from ..evaluation.evaluate import json_safe, real_images

@@ -130,7 +130,7 @@ def run_gan(args: argparse.Namespace) -> None:
                            log=lambda m, step: mlflow.log_metrics({f"train/{k}": v for k, v in m.items()}, step=step),
                            max_steps=args.max_steps or None)
         picks = [int(np.flatnonzero(val.labels == c)[0]) for c in range(3) if (val.labels == c).any()]
-        from ..data.dataset import codes_with_nan
+        from ..vocabulary import codes_with_nan
 
         images = gan_generator(model_dir)(codes_with_nan(val.codes[picks]), val.labels[picks], 0)
         grid = args.reports / f"{variant}_samples.png"

@@ -16,9 +16,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import G2IError
+from ..vocabulary import DIAGNOSES, codes_from_nan
 
-DIAGNOSES = ("CN", "MCI", "AD")
-MISSING_CODE = 3
 META_COLUMNS = ("PTID", "diagnosis", "APOE4")
 
 
@@ -41,13 +40,7 @@ def genotype_codes(table: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     codes = table[snps].to_numpy(dtype=float)
     if np.nanmax(codes) > 2 or np.nanmin(codes) < 0:
         raise G2IError("genotype table holds codes outside 0/1/2")
-    return np.where(np.isnan(codes), MISSING_CODE, codes).astype(np.int64), snps
-
-
-def codes_with_nan(codes: np.ndarray) -> np.ndarray:
-    """Codes as floats with NaN for a missing call: the form users (and G2IPipeline) give genotypes in."""
-    codes = np.asarray(codes)
-    return np.where(codes == MISSING_CODE, np.nan, codes.astype(float))
+    return codes_from_nan(codes), snps
 
 
 class SliceGenotypeDataset(Dataset):

@@ -29,11 +29,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data.dataset import DIAGNOSES
 from ..errors import G2IError
 from ..io.atomic import atomic_dir
+from ..vocabulary import DIAGNOSES, N_CLASSES
 
-N_CLASSES = len(DIAGNOSES)
 METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "config.json"

@@ -22,8 +22,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..data.dataset import DIAGNOSES, SliceGenotypeDataset
-from ..vocabulary import display_name
+from ..data.dataset import SliceGenotypeDataset
+from ..vocabulary import DIAGNOSES, display_name
 from . import fidelity, image_metrics
 from .classifier import ClassifierConfig, extract_features, predict, train_classifier
 from .generated import DOSES, load_set

@@ -25,6 +25,7 @@ from scipy import stats
 from skimage import measure
 
 from ..models.ssim import ssim
+from ..vocabulary import DOSES
 
 # Regions as (row_from, row_to), (col_from, col_to) fractions of the image. At z = 16 mm the lateral
 # ventricles span rows ~0.28-0.72 and columns ~0.25-0.75 even in the largest (AD) brains of the cohort;
@@ -39,7 +40,6 @@ WHITE_PERCENTILE = 90          # white-matter level of the brain pixels, as in m
 CSF_OVER_WM = 0.35             # T1 CSF / white-matter intensity (the synthetic anatomy; morphometry's comment)
 MIN_COMPONENT = 2.5e-4         # of the image area: smaller dark specks / holes are noise (1 px at 64 x 64)
 
-DOSES = (0, 1, 2)
 
 
 # ----------------------------------------------------------------------------------------------------

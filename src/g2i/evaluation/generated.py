@@ -20,13 +20,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..data.dataset import SliceGenotypeDataset, codes_with_nan
+from ..data.dataset import SliceGenotypeDataset
 from ..errors import G2IError
 from ..io.atomic import atomic_file
+from ..vocabulary import DOSES, codes_with_nan
 
 Generate = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 SETS = ("test", "augment", "counterfactual")
-DOSES = (0, 1, 2)
 
 
 @dataclass(frozen=True)

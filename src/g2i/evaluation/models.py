@@ -46,7 +46,7 @@ def gan_generator(model_dir: Path, batch_size: int = 256) -> Generate:
     import numpy as np
     import torch
 
-    from ..data.dataset import MISSING_CODE
+    from ..vocabulary import codes_from_nan
     from ..training.gan import generate_gan, load_gan
 
     loaded = load_gan(model_dir)
@@ -55,7 +55,7 @@ def gan_generator(model_dir: Path, batch_size: int = 256) -> Generate:
         size = int(loaded.info["image_size"])
         if len(labels) == 0:
             return np.zeros((0, size, size), dtype=np.float32)
-        codes = torch.from_numpy(np.where(np.isnan(genotypes), MISSING_CODE, genotypes).astype(np.int64))
+        codes = torch.from_numpy(codes_from_nan(genotypes))
         labels_t = torch.as_tensor(np.asarray(labels, dtype=np.int64))
         generator = torch.Generator().manual_seed(int(seed))
         parts = [generate_gan(loaded, labels_t[i:i + batch_size], codes[i:i + batch_size], generator)[:, 0].numpy()

@@ -36,9 +36,9 @@ import pandas as pd
 from scipy import stats
 
 from ..synthetic.cohort import AGE_BY_DX, REFERENCE_AGE
+from ..vocabulary import DIAGNOSES
 from .fidelity import _frame, _ols, _vector, _ventricle_effects, apoe_effect_on_area
 
-DIAGNOSES = ("CN", "MCI", "AD")
 CONTRASTS = ("AD-CN", "MCI-CN")
 # The cohort draws AGE ~ N(AGE_BY_DX[dx]) and CLIPS it to this range (draw_cohort), so the
 # distribution has point masses at the ends: E[AGE | DX] below is the clipped-normal mean, not the

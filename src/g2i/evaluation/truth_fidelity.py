@@ -22,7 +22,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import SliceGenotypeDataset, codes_with_nan
+from ..data.dataset import SliceGenotypeDataset
+from ..vocabulary import codes_with_nan
 from . import fidelity, image_metrics, truth
 from .classifier import extract_features
 from .generated import DOSES, load_set

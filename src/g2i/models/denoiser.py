@@ -23,9 +23,9 @@ from torch import nn
 
 from ..errors import G2IError
 from ..vocabulary import DIFFUSION_VARIANTS as VARIANTS
+from ..vocabulary import N_CLASSES
 from .settings import check_groups, require, section
 
-N_CLASSES = 3  # CN, MCI, AD
 USES_LABEL = {"ldm": True, "g2i": False, "g2i_l_noatt": True, "g2i_l_att": True}
 USES_GENOTYPE = {"ldm": False, "g2i": True, "g2i_l_noatt": True, "g2i_l_att": True}
 CROSS_ATTENTION = {"g2i", "g2i_l_att"}

@@ -32,9 +32,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ..errors import G2IError
+from ..vocabulary import N_CLASSES
 from .settings import section
 
-N_CLASSES = 3
 BASE = 4  # every generator starts from, and every discriminator ends at, a 4 x 4 map
 
 

@@ -17,9 +17,10 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from ..errors import G2IError
+from ..vocabulary import MISSING_CODE
 from .settings import require, section
 
-MISSING = 3
+MISSING = MISSING_CODE
 N_VALUES = 4  # 0, 1, 2, missing
 
 

@@ -89,9 +89,8 @@ class G2IPyfunc(PythonModel):
     def _rows(self, model_input):
         """(batch key, (codes with NaN = missing, class index, seed)) per row, or HTTP 400."""
         import numpy as np
-        import torch
 
-        from g2i.data.dataset import MISSING_CODE
+        from g2i.vocabulary import codes_with_nan
 
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
@@ -104,10 +103,9 @@ class G2IPyfunc(PythonModel):
         try:
             labels = self.pipe.diagnosis_labels([str(d) for d in model_input["diagnosis"]], len(model_input))
             if self.pipe.uses_genotype:
-                codes = self.pipe.genotype_codes(model_input).double()
-                codes[codes == MISSING_CODE] = float("nan")
+                codes = codes_with_nan(self.pipe.genotype_codes(model_input).numpy())
             else:
-                codes = torch.full((len(model_input), len(self.pipe.config.snps)), float("nan"), dtype=torch.float64)
+                codes = np.full((len(model_input), len(self.pipe.config.snps)), np.nan)
         except ValueError as exc:  # the pipeline's own checks name the field
             raise _bad(str(exc)) from None
         rows = []
@@ -117,7 +115,7 @@ class G2IPyfunc(PythonModel):
             seed = self._number(row, "seed", 0, 0, np.iinfo(np.int64).max, whole=True)
             # a request's own guidance_scale is one scale for both conditions
             genotype_guidance = self.default_genotype_guidance if guidance == self.default_guidance else None
-            rows.append(((steps, guidance, genotype_guidance), (codes[i].numpy(), int(labels[i]), seed)))
+            rows.append(((steps, guidance, genotype_guidance), (codes[i], int(labels[i]), seed)))
         return rows
 
     # ---- generation (on the batcher's worker thread) --------------------------------------------------

@@ -7,9 +7,9 @@ from typing import Any
 
 from ..errors import G2IError
 from ..imaging.grid import Grid
+from ..vocabulary import DIAGNOSES
 from .render import ImageNuisance
 
-DIAGNOSES = ("CN", "MCI", "AD")
 MIN_SUBJECTS_PER_CLASS = 3
 
 
