@@ -349,7 +349,6 @@ def results_markdown(data: Mapping[str, Any], figures: Mapping[str, str]) -> str
         if "guidance_sweep" not in e:
             continue
         lines += ["", f"## Classifier-free guidance sweep: {display_name(m)}", "",
-                  "On the validation subjects (w is chosen there, never on the test set).", "",
                   "On the validation subjects (the scales are chosen there, never on the test set). w_dx scales the "
                   "diagnosis, w_g the genotype given the diagnosis (w_g = w_dx: one scale for both); the label-effect "
                   "error is mean |generated / real training - 1| over AD-CN and MCI-CN.", "",
