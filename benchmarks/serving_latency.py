@@ -62,7 +62,7 @@ def offline_throughput(model_uri: str, table, n: int, repeats: int = 2) -> float
     from g2i.pipeline import G2IPipeline
 
     root = Path(mlflow.artifacts.download_artifacts(model_uri))
-    config = yaml.safe_load((root / "MLmodel").read_text())["flavors"]["python_function"].get("model_config", {})
+    config = yaml.safe_load((root / "MLmodel").read_text())["flavors"]["python_function"].get("config") or {}
     pipe = G2IPipeline.from_pretrained(next(root.rglob("model_index.json")).parent)
     rows = table.iloc[[i % len(table) for i in range(n)]]
     kwargs = dict(diagnosis=[("CN", "MCI", "AD")[i % 3] for i in range(n)], sampler=config["sampler"],
