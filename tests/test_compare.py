@@ -22,7 +22,8 @@ EVALUATION = {"real": {"psnr": 99.0},
               "cgan": {"fd_cnn": 170.0, "psnr": float("nan"), "sweep_to_truth": 0.0}}
 FIDELITY = {"models": {"g2i_l_att": {"apoe_sweep": {"effect": 0.0092, "ci95": [0.007, 0.0114]},
                                      "memorisation": {"max": 0.84}},
-                       "cgan": {"memorisation": {"max": 0.5}}}}
+                       "cgan": {"apoe_images_identical_across_doses": True,
+                                "apoe_sweep": {"effect": 0.0, "ci95": [0.0, 0.0]}, "memorisation": {"max": 0.5}}}}
 CLASSIFY = {"real": {"mean": {"accuracy": 0.41}},
             "g2i_l_att": {"mean": {"accuracy": 0.46}, "ci95": {"accuracy": [0.37, 0.55]},
                           "vs_real": {"accuracy": {"mean": 0.05, "ci95": [-0.11, 0.22]}}}}
@@ -37,7 +38,8 @@ def test_rows_copy_every_number_from_its_report_and_mark_what_is_absent():
     assert att["table2_accuracy"] == 0.46 and att["table2_gain_vs_real"] == 0.05
     assert att["table2_gain_vs_real_ci95_lo"] == -0.11
     cgan = rows["cgan"]
-    assert cgan["psnr"] is None and cgan["e4_sweep_slope"] is None and cgan["table2_accuracy"] is None
+    assert cgan["psnr"] is None and cgan["table2_accuracy"] is None
+    assert cgan["e4_sweep_slope"] is None and cgan["e4_to_truth"] is None      # no genotype input: n/a, not 0
     text = render_markdown(rows, {"g2i_l_att": "G2I-l w/ Att", "cgan": "CGAN"})
     assert text.count("\n| ") == 3 and "| G2I-l w/ Att | 1.250 |" in text and "+0.0092 (0.007 to 0.0114)" in text
     assert all(label in text for _, label, _ in COLUMNS)

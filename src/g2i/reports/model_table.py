@@ -49,7 +49,8 @@ def model_rows(evaluation: Mapping[str, Any], fidelity: Mapping[str, Any],
         if model == "real" or not isinstance(table1, Mapping):
             continue
         fid = (fidelity.get("models") or {}).get(model, {})
-        sweep = fid.get("apoe_sweep") or {}
+        # a model without a genotype input has no e4 sweep (its images are identical at every dose): n/a, not 0
+        sweep = {} if fid.get("apoe_images_identical_across_doses") else fid.get("apoe_sweep") or {}
         sweep_ci = sweep.get("ci95") or [None, None]
         table2 = classify.get(model) or {}
         accuracy_ci = (table2.get("ci95") or {}).get("accuracy") or [None, None]
@@ -60,9 +61,10 @@ def model_rows(evaluation: Mapping[str, Any], fidelity: Mapping[str, Any],
             "ssim": table1.get("ssim"), "ms_ssim": table1.get("ms_ssim"), "ssim_pairwise": table1.get("ssim_pairwise"),
             "e4_sweep_slope": sweep.get("effect"), "e4_sweep_slope_ci95_lo": sweep_ci[0],
             "e4_sweep_slope_ci95_hi": sweep_ci[1],
-            "e4_to_truth": table1.get("sweep_to_truth"), "e4_to_ceiling": table1.get("sweep_to_ceiling"),
-            "e4_to_ceiling_ci95_lo": table1.get("sweep_to_ceiling_ci95_lo"),
-            "e4_to_ceiling_ci95_hi": table1.get("sweep_to_ceiling_ci95_hi"),
+            "e4_to_truth": table1.get("sweep_to_truth") if sweep else None,
+            "e4_to_ceiling": table1.get("sweep_to_ceiling") if sweep else None,
+            "e4_to_ceiling_ci95_lo": table1.get("sweep_to_ceiling_ci95_lo") if sweep else None,
+            "e4_to_ceiling_ci95_hi": table1.get("sweep_to_ceiling_ci95_hi") if sweep else None,
             "label_effect_ratio_ad_cn": table1.get("label_effect_ratio_ad_cn"),
             "label_effect_ratio_mci_cn": table1.get("label_effect_ratio_mci_cn"),
             "conditional_r": table1.get("conditional_r"), "conditional_r_ci95_lo": table1.get("conditional_r_ci95_lo"),
