@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from g2i.machine import cpu_model
+from g2i.machine import cpu_model, describe
 
 
 def serve_load(port: int, columns: list[str], row: list, clients: int, requests: int, rows: int) -> dict:
@@ -97,7 +97,7 @@ def main() -> None:
     serve_load(args.port, snps, row, 1, 1, args.rows)  # warm
     served = [serve_load(args.port, snps, row, c, args.requests, args.rows) for c in args.clients]
     offline = offline_throughput(args.model, table[snps], max(args.clients) * args.rows)
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; torch threads {__import__('torch').get_num_threads()}")
+    print(f"machine: {describe()}")
     print(f"offline, one batch of {max(args.clients) * args.rows}: {offline:.2f} images/s")
     for s in served:
         print(f"{s['clients']} client(s) x {args.requests} requests x {args.rows} row(s): "

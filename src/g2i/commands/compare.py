@@ -58,6 +58,8 @@ def processed_digest(root: Path) -> dict[str, str]:
 def log_model_runs(root: Path, rows: dict, profile: str, names: dict[str, str], families: dict[str, str]) -> list[str]:
     """One MLflow run and one logged model per model with its headline metrics; its latest stage runs become
     the run's children. Returns the run ids."""
+    import time
+
     import mlflow
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.entities import Metric, Param, RunTag
@@ -97,7 +99,7 @@ def log_model_runs(root: Path, rows: dict, profile: str, names: dict[str, str], 
             name=model, source_run_id=run.info.run_id, experiment_id=experiment_id, model_type=families[model],
             tags={"g2i.variant": model, "g2i.family": families[model], "g2i.profile": profile,
                   "g2i.location": f"models/{model}/ (DVC-tracked)"})
-        now = int(__import__("time").time() * 1000)
+        now = int(time.time() * 1000)
         metrics = [Metric(key, value, now, 0, model_id=logged.model_id, run_id=run.info.run_id)
                    for key, value in row.items() if value is not None]
         client.log_batch(run.info.run_id, metrics=metrics,
