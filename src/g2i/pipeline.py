@@ -80,7 +80,8 @@ class G2IPipeline(DiffusionPipeline):
         from diffusers import AutoencoderKL, DDPMScheduler
 
         from .errors import G2IError
-        from .models import G2IDenoiser, GenotypeEncoder
+        from .models.denoiser import G2IDenoiser
+        from .models.genotype_encoder import GenotypeEncoder
 
         path = Path(path)
         index = path / "model_index.json"

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> None:
     from ..evaluation.evaluate import json_safe, real_images
     from ..evaluation.probes import conditioning_probe
     from ..io.atomic import atomic_file, write_json
-    from ..models import encode_mean
+    from ..models.autoencoder import encode_mean
     from ..training.diffusion import load_variant
 
     params = resolved_params(args)

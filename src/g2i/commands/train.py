@@ -30,15 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..errors import G2IError
-    from ..models.denoiser import VARIANTS
-    from ..training.gan import GAN_VARIANTS
+    from ..vocabulary import DIFFUSION_VARIANTS, GAN_VARIANTS
 
-    if args.variant in VARIANTS:
+    if args.variant in DIFFUSION_VARIANTS:
         run_diffusion(args)
     elif args.variant in GAN_VARIANTS:
         run_gan(args)
     else:
-        raise G2IError(f"unknown variant '{args.variant}'; valid: {', '.join(VARIANTS + GAN_VARIANTS)}")
+        raise G2IError(f"unknown variant '{args.variant}'; valid: {', '.join(DIFFUSION_VARIANTS + GAN_VARIANTS)}")
 
 
 def _context(args: argparse.Namespace, stage: str = "train"):

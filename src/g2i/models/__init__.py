@@ -1,13 +1,28 @@
 """The model family: KL autoencoder, genotype encoder T_theta, denoiser eps_theta (4 variants), schedulers."""
 
-from .autoencoder import (AutoencoderLossWeights, PatchDiscriminator, autoencode, autoencoder_loss,
-                          build_autoencoder, build_discriminator, discriminator_loss, encode_mean,
-                          generator_adversarial_loss, kl_loss, l1_loss, latent_scaling_factor,
-                          set_scaling_factor, ssim_loss)
-from .denoiser import VARIANTS, G2IDenoiser, build_denoiser, diagnosis_onehot
-from .genotype_encoder import MISSING, GenotypeEncoder, build_genotype_encoder, genotype_codes
-from .scheduler import build_ddim_scheduler, build_scheduler
-from .ssim import ssim
+import importlib
+
+# Lazy (PEP 562): `from g2i.models.denoiser import VARIANTS` or a GAN stage must not pay for importing
+# diffusers (~2.5 s a process, every DVC stage) through this package's __init__.
+_HOME = {name: module for module, names in {
+    "autoencoder": ("AutoencoderLossWeights", "PatchDiscriminator", "autoencode", "autoencoder_loss", "build_autoencoder",
+                    "build_discriminator", "discriminator_loss", "encode_mean", "generator_adversarial_loss", "kl_loss",
+                    "l1_loss", "latent_scaling_factor", "set_scaling_factor", "ssim_loss"),
+    "denoiser": ("VARIANTS", "G2IDenoiser", "build_denoiser", "diagnosis_onehot"),
+    "genotype_encoder": ("MISSING", "GenotypeEncoder", "build_genotype_encoder", "genotype_codes"),
+    "scheduler": ("build_ddim_scheduler", "build_scheduler"),
+}.items() for name in names}
+# Eager: the function shares its module's name, and a lazy lookup would find the submodule once imported.
+from .ssim import ssim  # noqa: E402
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AutoencoderLossWeights", "G2IDenoiser", "GenotypeEncoder", "MISSING", "PatchDiscriminator", "VARIANTS",

@@ -20,9 +20,10 @@ from torch.func import functional_call
 from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
 from ..errors import G2IError
 from ..io.atomic import atomic_dir, write_json
-from ..models import (AutoencoderLossWeights, autoencode, autoencoder_loss, build_autoencoder, build_discriminator,
-                      discriminator_loss, encode_mean, set_scaling_factor, ssim)
-from ..models.autoencoder import adversarial_active, generator_adversarial_loss
+from ..models.autoencoder import (AutoencoderLossWeights, adversarial_active, autoencode, autoencoder_loss,
+                                  build_autoencoder, build_discriminator, discriminator_loss, encode_mean,
+                                  generator_adversarial_loss, set_scaling_factor)
+from ..models.ssim import ssim
 from .trainer import TrainConfig, Trainer, prepare_checkpoints, settings_fingerprint
 
 DATA_RANGE = 2.0  # slices are scaled to [-1, 1]

@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
 from ..errors import G2IError
 from ..io.atomic import atomic_dir, write_json
-from ..models import build_denoiser, build_genotype_encoder, build_scheduler
+from ..models.denoiser import build_denoiser
+from ..models.genotype_encoder import build_genotype_encoder
+from ..models.scheduler import build_scheduler
 from ..models.denoiser import check_variant, diagnosis_onehot
 from ..vocabulary import codes_with_nan
 from .trainer import TrainConfig, Trainer, prepare_checkpoints, settings_fingerprint

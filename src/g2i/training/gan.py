@@ -54,7 +54,8 @@ from torch import nn
 from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
 from ..errors import G2IError
 from ..io.atomic import atomic_dir, write_json
-from ..models import GenotypeEncoder, build_genotype_encoder, diagnosis_onehot
+from ..models.denoiser import diagnosis_onehot
+from ..models.genotype_encoder import GenotypeEncoder, build_genotype_encoder
 from ..models.gans import GENERATOR_CLASSES, DAMSMImageEncoder, build_gan, ca_kl, gan_config
 from ..vocabulary import GAN_VARIANTS
 from .autoencoder import frozen_call, prepare_checkpoints

@@ -30,7 +30,7 @@ def load_autoencoder(path: Path):
 @torch.no_grad()
 def encode_latents(autoencoder_dir: Path, slices_file: Path, out_dir: Path, summary_path: Path,
                    batch_size: int = 64) -> dict:
-    from ..models import encode_mean
+    from ..models.autoencoder import encode_mean
 
     if not Path(slices_file).is_file():
         raise G2IError(f"{slices_file}: not found; run `dvc repro` first")
