@@ -25,8 +25,8 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
 
 
-def two_steps(modules, loss_fn, data: dict, tmp_path) -> dict:
-    cfg = TrainConfig.from_params({"max_steps": 2, "batch_size": 2, "checkpoint_every": 2, "warmup_steps": 1})
+def train_steps(modules, loss_fn, data: dict, tmp_path, steps: int = 2) -> dict:
+    cfg = TrainConfig.from_params({"max_steps": steps, "batch_size": 2, "checkpoint_every": steps, "warmup_steps": 1})
     trainer = Trainer(modules, loss_fn, len(next(iter(data.values()))), lambda i: {k: v[i] for k, v in data.items()},
                       cfg, tmp_path, progress=False)
     return trainer.fit()
@@ -43,7 +43,9 @@ def test_paper_autoencoder_trains_on_256_slices_into_64_latents(tmp_path):
     assert z.shape == (1, PAPER["model"]["autoencoder"]["latent_channels"], 64, 64)
     weights = AutoencoderLossWeights.from_config(PAPER["model"])
     step = {"n": 10**6}  # past the warm-up: the adversarial terms are on too
-    metrics = two_steps({"vae": vae, "disc": disc}, make_loss_fn(weights, lambda: step["n"]), {"x_0": x}, tmp_path)
+    # one step (~20 s on 2 cores): shapes, every loss term and memory at 256 x 256; the denoiser below takes two
+    metrics = train_steps({"vae": vae, "disc": disc}, make_loss_fn(weights, lambda: step["n"]), {"x_0": x}, tmp_path,
+                          steps=1)
     assert np.isfinite(metrics["loss"]) and "adversarial" in metrics
     assert peak_rss_gib() < 12
 
@@ -58,7 +60,7 @@ def test_paper_denoiser_trains_on_64_latents_with_52_snp_tokens(tmp_path):
     data = {"z_0": torch.randn(4, c, 64, 64), "label": torch.tensor([0, 1, 2, 0]),
             "genotype": torch.randint(0, 3, (4, N_SNPS))}
     loss_fn = diffusion_loss((True, True), build_scheduler(model), 0.1)
-    metrics = two_steps({"denoiser": denoiser, "genotype_encoder": encoder}, loss_fn, data, tmp_path)
+    metrics = train_steps({"denoiser": denoiser, "genotype_encoder": encoder}, loss_fn, data, tmp_path)
     assert np.isfinite(metrics["loss"]) and 0.1 < metrics["loss"] < 10  # an untrained eps-prediction: ~1
     tokens = encoder(data["genotype"][:2])
     assert tokens.shape == (2, N_SNPS, model["genotype_encoder"]["embed_dim"])
