@@ -31,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     import os
 
-    # one line per model, not pages: no artifact progress bars while logging and validating each model
+    # one line per model, not pages: no artifact progress bars or INFO logs while logging and validating each model
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     from ..config import repo_root
     from ..serving.registry import register_variant, served_settings
     from ..tracking import run_tags, start_run
