@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup plink2 cohort demo study test preview register serve clean-venv
+.PHONY: help setup plink2 browser cohort demo study test preview register serve ui clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,6 +43,17 @@ plink2:  ## install PLINK 2 (Debian package) when it is missing
 	  fi; \
 	fi
 
+browser:  ## install Chromium and ChromeDriver (Debian packages) when missing: the MLflow UI's browser test
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium and ChromeDriver (Debian packages chromium, chromium-driver)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	      || echo "could not install Chromium: the browser test will be skipped" >&2; \
+	  else \
+	    echo "no Chromium: the browser test will be skipped ('sudo apt-get install chromium chromium-driver')" >&2; \
+	  fi; \
+	fi
+
 setup: $(BIN)/.installed plink2  ## create .venv with pinned dependencies and check PLINK 2
 
 cohort: setup  ## generate the synthetic cohort into data/raw when it is absent
@@ -57,7 +68,7 @@ STUDY_PROFILE ?= study
 study: setup  ## the paper's cohort size on this CPU, against the planted truth (clone in .study/; docs/results/study.*)
 	$(BIN)/g2i study --profile $(STUDY_PROFILE) --workdir .$(STUDY_PROFILE)
 
-test: setup  ## run the test suite (in parallel: one pytest-xdist worker per core, a file at a time)
+test: setup browser  ## run the test suite (in parallel: one pytest-xdist worker per core, a file at a time)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 preview: demo  ## regenerate the README's CN vs AD preview figure (docs/img/cohort_preview.png)
@@ -69,6 +80,10 @@ register: setup  ## register the trained pipelines in the MLflow registry; 'cham
 
 serve: setup  ## serve the champion over HTTP on 127.0.0.1:$(PORT) (MLflow scoring server)
 	$(BIN)/mlflow models serve -m models:/g2i@champion --env-manager local -h 127.0.0.1 -p $(PORT)
+
+UI_PORT ?= 5000
+ui: setup  ## the MLflow UI on the project's store; prints the links to the runs, the model comparison, the registry
+	$(BIN)/g2i ui --port $(UI_PORT)
 
 clean-venv:  ## remove the virtual environment
 	rm -rf $(VENV)

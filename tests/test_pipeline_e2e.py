@@ -207,3 +207,39 @@ def test_results_page_is_generated_from_the_run(repo, tmp_path):
     assert f"{data['ceiling']['slope']:+.4f}" in text and "0.2 min" in text and "| Real only |" in text
     assert (tmp_path / "demo/fidelity.png").is_file() and (tmp_path / "demo/e4_sweep.png").is_file()
     assert all(p.exists() for p in paths)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_mlflow_ui_in_chromium_compares_every_model_and_shows_the_champion(repo, tmp_path):
+    """The researcher's view, in a real browser: `mlflow ui` on the pipeline's store, the links `g2i ui` prints."""
+    from g2i.errors import G2IError
+    from g2i.mlflow_ui import browser, check_pages, expected_metrics, find_browser, model_runs, serve, ui_links
+
+    try:
+        find_browser()
+    except G2IError as exc:
+        pytest.skip(f"no browser could be installed here: {exc}")
+    assert run(repo, "dvc", "repro").returncode == 0
+    registered = run(repo, "g2i", "register", "--models", "g2i_l_att")
+    assert registered.returncode == 0 and "champion" in registered.stdout, registered.stdout + registered.stderr
+    uri = f"sqlite:///{repo}/mlflow.db"
+    experiment_id, runs = model_runs(uri, "g2i")
+    assert set(runs) == {"cgan", "stackgan", "attngan", "ldm", "g2i", "g2i_l_noatt", "g2i_l_att"}
+    expected = expected_metrics(uri, runs)
+    with serve(uri, free_port()) as base, browser(tmp_path / "chromium") as driver:
+        links = ui_links(base, experiment_id, runs, "g2i")
+        assert all("workflowType=machine_learning" in link for link in links.values())
+        assert check_pages(driver, links, expected, tmp_path / "shots") == []
+        # the check can fail: a value the store does not hold is reported, by metric
+        wrong = {variant: {**metrics, "fd_cnn": metrics["fd_cnn"] + 1.0} for variant, metrics in expected.items()}
+        problems = check_pages(driver, links, wrong, tmp_path / "shots-wrong")
+    assert len(problems) == 1 and problems[0].startswith("compare page: fd_cnn shows"), problems
+    assert all((tmp_path / "shots" / f"{page}.png").stat().st_size > 10_000 for page in ("runs", "compare", "registry"))

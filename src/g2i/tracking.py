@@ -65,8 +65,9 @@ def run_tags(root: Path, profile: str, **extra: str) -> dict[str, str]:
 
 
 EXPERIMENT = "g2i"
-# MLflow 3's UI opens an experiment by its kind; without this tag it guesses "GenAI" (traces, token usage)
-# for a new experiment. Model training makes it open on the runs table.
+# The experiment's kind for MLflow 3 UIs that read it (model training: the runs table, not traces and token
+# usage). MLflow 3.17's UI ignores the tag and follows its own GenAI / Model-training switch, default GenAI:
+# the links `g2i ui` prints carry workflowType=machine_learning (g2i.mlflow_ui).
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 

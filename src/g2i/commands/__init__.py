@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "classify",
     "compare",
     "register",
+    "ui",
     "study",
     "stage_deps",
 )
