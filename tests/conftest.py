@@ -12,6 +12,15 @@ from g2i.synthetic.spec import CohortSpec
 
 ROOT = repo_root(Path(__file__).parent)
 
+
+def free_port() -> int:
+    """A free TCP port on loopback, for the servers the tests start."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 # The end-to-end file first. `make test` runs one pytest-xdist worker per core, each taking whole files
 # (--dist loadfile: a file's module fixtures are built once); in collection order the end-to-end
 # `dvc repro` (~5 of the suite's ~12 CPU-minutes) would start last and run alone at the end.

@@ -17,7 +17,7 @@ import yaml
 
 from g2i.stage_deps import stage_steps, step_code
 
-from .conftest import ROOT
+from .conftest import ROOT, free_port
 from .test_gans import TINY_MODEL as TINY_GAN, TRAIN as TINY_GAN_TRAIN
 
 BIN = Path(sys.executable).parent
@@ -207,14 +207,6 @@ def test_results_page_is_generated_from_the_run(repo, tmp_path):
     assert f"{data['ceiling']['slope']:+.4f}" in text and "0.2 min" in text and "| Real only |" in text
     assert (tmp_path / "demo/fidelity.png").is_file() and (tmp_path / "demo/e4_sweep.png").is_file()
     assert all(p.exists() for p in paths)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow

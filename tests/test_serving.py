@@ -7,7 +7,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from .conftest import free_port
 from .test_g2i_pipeline import SNPS, tiny_pipeline
 
 NAME = "g2i-test"
@@ -98,12 +98,6 @@ def test_logged_model_carries_no_subject_ids_or_training_images(registry):
     assert not [p for p in files if ptid.search(p.read_bytes())]
     requirements = next(p for p in files if p.name == "requirements.txt").read_text()
     assert re.search(r"^torch==\d", requirements, re.M) and re.search(r"^diffusers==\d", requirements, re.M)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(port: int, body: bytes, content_type: str = "application/json", path: str = "/invocations"):
