@@ -26,3 +26,17 @@ def test_a_store_without_the_pipeline_runs_is_a_plain_error(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert "no experiment 'g2i'" in err and "dvc repro" in err
     assert not (tmp_path / "shots").exists()
+
+
+def test_the_compare_check_wants_every_model_s_value_as_the_store_holds_it():
+    from g2i.mlflow_ui import metric_problems
+
+    expected = {"ldm": {"fd_cnn": 0.35178, "e4_to_ceiling": float("nan")},
+                "g2i_l_att": {"fd_cnn": 12.3456, "e4_to_ceiling": 0.3214}}
+    shown = {"fd_cnn": ["0.352", "12.346"], "e4_to_ceiling": ["NaN", "0.321"]}
+    assert metric_problems(shown, expected) == []
+    assert metric_problems({**shown, "fd_cnn": ["0.352", "12.4"]}, expected)[0].startswith("compare page: fd_cnn shows")
+    assert metric_problems({**shown, "fd_cnn": ["0.352"]}, expected)[0].startswith("compare page: fd_cnn shows")
+    assert metric_problems({**shown, "e4_to_ceiling": ["0", "0.321"]}, expected)[0].startswith(
+        "compare page: e4_to_ceiling")
+    assert metric_problems({"fd_cnn": shown["fd_cnn"]}, expected) == ["compare page: no row for e4_to_ceiling"]

@@ -175,14 +175,32 @@ def _shown(text: str) -> float:
     return float("nan") if text.lower() == "nan" else float(text.replace(",", ""))
 
 
-def check_pages(driver, links: Mapping[str, str], expected: Mapping[str, Mapping[str, float]], out_dir: Path,
-                timeout_s: float = 60.0) -> list[str]:
-    """Open the three pages, save a screenshot of each (<page>.png) and return what is wrong, in words.
-
-    expected: {variant: {metric: value}} of the newest model runs; the compare page must show every
-    HEADLINE metric for every model, each value as the store holds it (to the UI's 3 decimals)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def metric_problems(shown: Mapping[str, list[str]], expected: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """What the compare page's metric table (compared_metrics) gets wrong: every HEADLINE metric must show
+    one value per model, each as the store holds it (to the UI's 3 decimals; NaN as NaN)."""
     problems = []
+    for metric in HEADLINE:
+        want = sorted((float(values.get(metric, math.nan)) for values in expected.values()), key=_nan_last)
+        row = shown.get(metric)
+        if row is None:
+            problems.append(f"compare page: no row for {metric}")
+            continue
+        got = sorted((_shown(text) for text in row), key=_nan_last)
+        close = len(got) == len(want) and all(
+            (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 6e-4 * max(1.0, abs(b)) for a, b in zip(got, want))
+        if not close:
+            problems.append(f"compare page: {metric} shows {row}, the store holds {want}")
+    return problems
+
+
+def check_pages(driver, links: Mapping[str, str], expected: Mapping[str, Mapping[str, float]], out_dir: Path,
+                timeout_s: float = 60.0) -> tuple[list[str], dict[str, list[str]]]:
+    """Open the three pages, save a screenshot of each (<page>.png); return what is wrong, in words, and the
+    compare page's metric table as shown ({metric: values}).
+
+    expected: {variant: {metric: value}} of the newest model runs (metric_problems says what must match)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    problems, shown = [], {}
     run_names = [f"model-{variant}" for variant in expected]
     wanted = {"runs": ["Runs", *run_names], "compare": ["Metrics", *run_names], "registry": ["champion"]}
     for page in PAGES:
@@ -190,17 +208,7 @@ def check_pages(driver, links: Mapping[str, str], expected: Mapping[str, Mapping
         missing = _wait_for(driver, wanted[page], timeout_s)
         if page == "compare" and not missing:
             shown = compared_metrics(driver)
-            for metric in HEADLINE:
-                want = sorted((float(values.get(metric, math.nan)) for values in expected.values()), key=_nan_last)
-                row = shown.get(metric)
-                if row is None:
-                    problems.append(f"compare page: no row for {metric}")
-                    continue
-                got = sorted((_shown(text) for text in row), key=_nan_last)
-                close = len(got) == len(want) and all(
-                    (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 6e-4 * max(1.0, abs(b)) for a, b in zip(got, want))
-                if not close:
-                    problems.append(f"compare page: {metric} shows {row}, the store holds {want}")
+            problems += metric_problems(shown, expected)
             # the screenshot shows the metric table, scrolled to its top
             from selenium.webdriver.common.by import By
 
@@ -212,7 +220,7 @@ def check_pages(driver, links: Mapping[str, str], expected: Mapping[str, Mapping
         driver.save_screenshot(str(out_dir / f"{page}.png"))
         if missing:
             problems.append(f"{page} page ({links[page]}): missing {missing}")
-    return problems
+    return problems, shown
 
 
 def _nan_last(value: float) -> tuple[bool, float]:

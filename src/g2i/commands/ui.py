@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> None:
             except KeyboardInterrupt:
                 return
         with tempfile.TemporaryDirectory() as profile, browser(Path(profile)) as driver:
-            problems = check_pages(driver, links, expected_metrics(uri, runs), args.check)
+            problems, _ = check_pages(driver, links, expected_metrics(uri, runs), args.check)
     if problems:
         raise G2IError("the MLflow UI does not show what it should:\n  " + "\n  ".join(problems))
     print(f"ui: runs, compare ({len(runs)} models) and registry pages checked in Chromium; screenshots in {args.check}")
