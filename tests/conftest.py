@@ -44,10 +44,26 @@ def tiny_spec(**overrides) -> CohortSpec:
 
 
 @pytest.fixture(scope="session")
-def tiny_cohort(tmp_path_factory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("cohort") / "raw"
-    manifest = generate_cohort(tiny_spec(), out, progress=False)
-    return out, manifest
+def tiny_cohort(tmp_path_factory, request) -> tuple[Path, dict]:
+    """Generated once per test run: pytest-xdist workers share it (the first to arrive generates it under a
+    lock in the run's common temp folder; ~25 s a worker otherwise)."""
+    import fcntl
+    import json
+
+    from g2i.synthetic.generate import MANIFEST
+
+    worker = getattr(request.config, "workerinput", None)
+    if worker is None:   # not under xdist: a folder of this session's own
+        out = tmp_path_factory.mktemp("cohort") / "raw"
+        return out, generate_cohort(tiny_spec(), out, progress=False)
+    shared = tmp_path_factory.getbasetemp().parent / f"tiny-cohort-{worker['testrunuid']}"
+    shared.mkdir(exist_ok=True)
+    out = shared / "raw"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / MANIFEST).is_file():   # generate_cohort writes the folder atomically
+            generate_cohort(tiny_spec(), out, progress=False)
+    return out, json.loads((out / MANIFEST).read_text())
 
 
 PHASE_PREFIXES = {"ADNI1": "genotypes/ADNI_cluster_01_forward_757LONI", "ADNIGO2": "genotypes/ADNI_GO_2_Forward_Bin"}
