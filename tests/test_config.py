@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from g2i.config import load_params, resolve
+from g2i.errors import G2IError
 
 from .conftest import ROOT
 
@@ -41,3 +43,16 @@ def test_every_profile_defines_each_section_dvc_tracks_per_profile():
     needed = set().union(*tracked.values())
     for profile, sections in params["profiles"].items():
         assert needed <= set(sections), f"profile {profile} lacks {sorted(needed - set(sections))}"
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda p: p["profiles"]["demo"].setdefault("slices", {}).update({"size": [32, 32]}), "slices.size is 32 x 32 but model.autoencoder.sample_size is 64"),
+    (lambda p: p["profiles"]["demo"].setdefault("model", {}).setdefault("unet", {}).update({"sample_size": 32}),
+     "model.unet.sample_size is 32 but the autoencoder turns "
+                                                              "64 x 64 slices into 16 x 16 latents; set it to 16"),
+])
+def test_a_slice_size_stated_differently_in_two_places_is_an_error(edit, words):
+    params = load_params(ROOT / "params.yaml")
+    edit(params)
+    with pytest.raises(G2IError, match=re.escape(words)):
+        resolve(params, "demo")

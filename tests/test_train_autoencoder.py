@@ -59,6 +59,8 @@ def params_file(tmp_path):
     params = load_params(ROOT / "params.yaml")
     params["profile"] = "demo"
     params["model"].update(TINY_MODEL)
+    params["model"]["unet"]["sample_size"] = SIZE // 4                       # the tiny autoencoder's latents
+    params["profiles"]["demo"].setdefault("slices", {})["size"] = [SIZE, SIZE]
     params["training"]["autoencoder"] = TINY_TRAINING
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))

@@ -217,6 +217,7 @@ def test_train_command_logs_params_losses_grids_and_the_model_to_mlflow(tiny, tm
     shutil.copytree(root / "autoencoder", project / "models/autoencoder")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["model"].update(TINY_MODEL)
+    params["profiles"]["demo"].setdefault("slices", {})["size"] = [16, 16]   # the tiny slices, as the models say
     params["training"]["diffusion"] = dict(TRAIN)
     params["sampling"].update({"num_inference_steps": 2})
     (project / "params.yaml").write_text(yaml.safe_dump(params))

@@ -63,4 +63,24 @@ def resolve(params: dict[str, Any], profile: str | None = None) -> dict[str, Any
     shared = {k: v for k, v in params.items() if k not in (PROFILE_KEY, PROFILES_KEY)}
     merged = _deep_merge(shared, profiles[name] or {})
     merged[PROFILE_KEY] = name
+    check_sizes(merged)
     return merged
+
+
+def check_sizes(params: dict[str, Any]) -> None:
+    """The slice size is stated three times (slices.size, model.autoencoder.sample_size, model.unet.sample_size,
+    the latent side); a profile that changes one and not the others would train and sample at the old size."""
+    model, slices = params.get("model") or {}, params.get("slices") or {}
+    ae, unet = model.get("autoencoder") or {}, model.get("unet") or {}
+    if not (slices.get("size") and ae.get("sample_size") and unet.get("sample_size") and ae.get("block_out_channels")):
+        return
+    height, width = (int(v) for v in slices["size"])
+    side = int(ae["sample_size"])
+    latent = side // 2 ** (len(ae["block_out_channels"]) - 1)   # each autoencoder block after the first halves it
+    where = f"params.yaml (profile '{params.get(PROFILE_KEY)}')"
+    if (height, width) != (side, side):
+        raise G2IError(f"{where}: slices.size is {height} x {width} but model.autoencoder.sample_size is {side}; "
+                       "set both (the autoencoder is square)")
+    if int(unet["sample_size"]) != latent:
+        raise G2IError(f"{where}: model.unet.sample_size is {unet['sample_size']} but the autoencoder turns "
+                       f"{side} x {side} slices into {latent} x {latent} latents; set it to {latent}")
