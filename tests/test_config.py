@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from g2i.config import load_params, resolve
+from g2i.config import check_sizes, load_params, resolve
 from g2i.errors import G2IError
 
 from .conftest import ROOT
@@ -54,5 +54,6 @@ def test_every_profile_defines_each_section_dvc_tracks_per_profile():
 def test_a_slice_size_stated_differently_in_two_places_is_an_error(edit, words):
     params = load_params(ROOT / "params.yaml")
     edit(params)
+    resolved = resolve(params, "demo")          # the data stages do not mind
     with pytest.raises(G2IError, match=re.escape(words)):
-        resolve(params, "demo")
+        check_sizes(resolved)                    # the model stages do (commands.model_params)

@@ -63,13 +63,13 @@ def resolve(params: dict[str, Any], profile: str | None = None) -> dict[str, Any
     shared = {k: v for k, v in params.items() if k not in (PROFILE_KEY, PROFILES_KEY)}
     merged = _deep_merge(shared, profiles[name] or {})
     merged[PROFILE_KEY] = name
-    check_sizes(merged)
     return merged
 
 
 def check_sizes(params: dict[str, Any]) -> None:
     """The slice size is stated three times (slices.size, model.autoencoder.sample_size, model.unet.sample_size,
-    the latent side); a profile that changes one and not the others would train and sample at the old size."""
+    the latent side); a profile that changes one and not the others would train and sample at the old size.
+    Checked by the stages that build the networks (commands.model_params), not by the data stages."""
     model, slices = params.get("model") or {}, params.get("slices") or {}
     ae, unet = model.get("autoencoder") or {}, model.get("unet") or {}
     if not (slices.get("size") and ae.get("sample_size") and unet.get("sample_size") and ae.get("block_out_channels")):

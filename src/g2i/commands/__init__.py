@@ -46,6 +46,16 @@ def resolved_params(args: argparse.Namespace) -> dict:
     return resolve(load_params(args.params), args.profile)
 
 
+def model_params(args: argparse.Namespace) -> dict:
+    """resolved_params for the stages that build the autoencoder or the denoiser: the slice size must agree
+    across slices, model.autoencoder and model.unet (config.check_sizes)."""
+    from ..config import check_sizes
+
+    params = resolved_params(args)
+    check_sizes(params)
+    return params
+
+
 def model_names(values: list[str]) -> list[str]:
     """Model names from argv; MLproject passes them as one quoted string ("ldm g2i"), so split that too."""
     return [name for value in values for name in value.replace(",", " ").split()]

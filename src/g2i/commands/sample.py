@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import add_common_arguments, resolved_params
+from . import add_common_arguments, model_params
 
 NAME = "sample"
 HELP = "generate the evaluation sets of one trained model (diffusion variant or GAN)"
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> None:
     from ..io.atomic import atomic_dir, write_json
     from ..tracking import flatten, log_new_params, run_tags, start_run
 
-    params = resolved_params(args)
+    params = model_params(args)
     root = repo_root()
     cfg = SampleConfig.from_params(params["sample"])
     paths = ProcessedPaths()

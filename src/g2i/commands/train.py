@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import add_common_arguments, resolved_params
+from . import add_common_arguments, model_params
 
 NAME = "train"
 HELP = "train a latent diffusion variant or a GAN baseline and log it to MLflow"
@@ -45,7 +45,7 @@ def _context(args: argparse.Namespace, stage: str = "train"):
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
     from ..tracking import run_tags
 
-    params = resolved_params(args)
+    params = model_params(args)
     root = repo_root()
     paths = ProcessedPaths()
     paths.check()

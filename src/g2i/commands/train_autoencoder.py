@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import add_common_arguments, resolved_params
+from . import add_common_arguments, model_params
 
 NAME = "train-autoencoder"
 HELP = "train the KL autoencoder on the train slices (MLflow-tracked, resumable)"
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> None:
     from ..tracking import log_new_params, run_tags, start_run
     from ..training.autoencoder import train_autoencoder
 
-    params = resolved_params(args)
+    params = model_params(args)
     if args.max_steps:
         if args.max_steps < 0:
             raise G2IError(f"--max-steps must be positive, got {args.max_steps}")
