@@ -1,0 +1,227 @@
+"""The `paper` profile end to end on a CPU, before anyone rents a GPU: every DVC stage at 256 x 256 on a small
+1 mm synthetic cohort with the step counts cut to a handful, then `g2i register` and the real
+`mlflow models serve` answering one request. It catches what only the paper's sizes break.
+
+    python benchmarks/paper_e2e.py --out docs/results/paper_e2e      # ~15-20 min on 2 CPU cores
+
+Each stage runs as `dvc repro --single-item <stage>`, timed, its peak memory read from wait4 (the largest
+resident set of dvc and the stage process). The stages whose work grows with the generated sets (sample,
+evaluate, probe, classify) run at two set sizes; a line through the two points gives their peak at the
+paper profile's full sizes (a linear extrapolation: say so when quoting it). Writes paper_e2e.json and
+paper_e2e.md to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from g2i.machine import describe  # noqa: E402
+
+BIN = Path(sys.executable).parent
+SCALED = ("sample", "evaluate", "probe", "classify")
+# The two measured set sizes (images per test subject, classifier set per class, e4-sweep subjects) and the
+# paper profile's (params.yaml: profiles.paper.sample; 27 test subjects per class).
+POINTS = ({"per_subject": 1, "per_class": 6, "n_counterfactual": 2}, {"per_subject": 3, "per_class": 18, "n_counterfactual": 6})
+
+
+def set_images(sample: dict, n_test: int) -> int:
+    """Generated images of one model's test, augment and e4-sweep sets (augment counted in full: an upper bound)."""
+    return sample["per_subject"] * n_test + 3 * sample["per_class"] + 3 * sample["n_counterfactual"]
+
+
+def scratch_repo(work: Path, subjects: int) -> Path:
+    repo = work / "repo"
+    repo.mkdir(parents=True)
+    for item in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(ROOT / item, repo / item)
+    for folder in ("pipelines", "src", "gx"):
+        shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "uncommitted"))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["profile"] = "paper"
+    paper = params["profiles"]["paper"]
+    paper["synthesize"].update({"n_subjects": subjects, "n_background_snps": 1500})
+    paper["split"]["test_per_class"] = 3
+    paper["validate_genotypes"]["min_per_class"] = 3
+    paper["sample"] = {**POINTS[0], "guidance_sweep": [1.0, 2.0], "guidance_models": ["g2i_l_att"],
+                       "genotype_guidance_sweep": [1.0, 3.0]}
+    handful = {"max_steps": 2, "batch_size": 2, "checkpoint_every": 2, "warmup_steps": 1}
+    for loop in ("autoencoder", "diffusion", "gan"):
+        paper["training"][loop].update(handful)
+    for gan in ("cgan", "stackgan", "attngan"):
+        paper["training"]["gan"][gan]["max_steps"] = 2
+    paper["model"]["gan"]["attngan"]["damsm"].update({"pretrain_steps": 2, "batch_size": 2})
+    params["sampling"].update({"num_inference_steps": 2, "batch_size": 8})
+    params["evaluate"].update({"max_pairs": 20, "kid_subset_size": 4})
+    params["classify"].update({"seeds": [0]})
+    params["classify"]["classifier"].update({"epochs": 1, "batch_size": 4, "min_steps": 2})
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return repo
+
+
+def sh(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{repo}/mlflow.db", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    result = subprocess.run(list(args), cwd=repo, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def measured(repo: Path, *args: str) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (GiB) of a command and its children."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{repo}/mlflow.db", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    start = time.perf_counter()
+    process = subprocess.Popen(list(args), cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed (exit {process.returncode}):\n{output[-4000:]}")
+    return time.perf_counter() - start, usage.ru_maxrss / 2**20
+
+
+ORDER = ("import json, networkx as nx; from dvc.repo import Repo; graph = Repo('.').index.graph; "
+         "print(json.dumps([s.addressing for s in reversed(list(nx.topological_sort(graph)))]))")
+
+
+def run_stages(repo: Path) -> dict[str, dict]:
+    """Every pipeline stage, dependencies first, that `dvc status` finds out of date when its turn comes."""
+    out = {}
+    for stage in json.loads(sh(repo, sys.executable, "-c", ORDER).stdout):
+        if stage.endswith(".dvc") or sh(repo, "dvc", "status", "--json", stage).stdout.strip() in ("", "{}"):
+            continue
+        wall, peak = measured(repo, "dvc", "repro", "--single-item", stage)
+        out[stage] = {"wall_s": round(wall, 1), "peak_gib": round(peak, 2)}
+        print(f"  {stage:24s} {wall:7.1f} s  {peak:6.2f} GiB", flush=True)
+    return out
+
+
+def serve_one_request(repo: Path) -> dict:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_DISABLE_TELEMETRY": "true",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{repo}/mlflow.db"}
+    log = open(repo / "serve.log", "w")
+    server = subprocess.Popen(["mlflow", "models", "serve", "-m", "models:/g2i@champion", "--env-manager", "local",
+                               "-h", "127.0.0.1", "-p", str(port)], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        while True:
+            if server.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"mlflow models serve did not come up:\n{(repo / 'serve.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        body = json.loads((ROOT / "docs/request_example.json").read_text())
+        split = body["dataframe_split"]
+        split["columns"] = [*split["columns"], "num_inference_steps"]
+        split["data"] = [[*split["data"][0], 2]]
+        start = time.perf_counter()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=600) as response:
+            answer = json.loads(response.read())
+        seconds = time.perf_counter() - start
+        row = answer["predictions"][0]
+        return {"status": 200, "height": row["height"], "width": row["width"], "seconds": round(seconds, 2)}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def extrapolate(first: dict, second: dict, x1: float, x2: float, x_full: float) -> dict:
+    out = {}
+    for stage in sorted(set(first) & set(second)):
+        if stage.split("@")[0] not in SCALED:
+            continue
+        m1, m2 = first[stage]["peak_gib"], second[stage]["peak_gib"]
+        slope = (m2 - m1) / (x2 - x1)
+        out[stage] = {"peak_gib_points": [m1, m2], "gib_per_1000_images": round(1000 * slope, 3),
+                      "peak_gib_full": round(max(m1, m2, m2 + slope * (x_full - x2)), 2)}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subjects", type=int, default=36, help="1 mm synthetic subjects (default: 36)")
+    parser.add_argument("--out", type=Path, default=Path("reports/paper_e2e"), help="paper_e2e.json and .md go here")
+    parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--resume", action="store_true", help="reuse --workdir's cohort and finished stages")
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="g2i-paper-e2e-"))
+    begin = time.perf_counter()
+    stages = {}
+    if args.resume and (work / "repo" / "data" / "raw.dvc").is_file():
+        repo = work / "repo"        # its cohort and finished stages are kept; synthesize is not timed again
+    else:
+        repo = scratch_repo(work, args.subjects)
+        sh(repo, "git", "init", "-q")
+        sh(repo, "dvc", "init", "-q")
+        sh(repo, "dvc", "config", "core.analytics", "false")
+        wall, peak = measured(repo, sys.executable, "pipelines/synthesize.py", "--out", "data/raw", "--quiet")
+        print(f"  {'synthesize':24s} {wall:7.1f} s  {peak:6.2f} GiB", flush=True)
+        sh(repo, "dvc", "add", "data/raw", "-q")
+        stages["synthesize"] = {"wall_s": round(wall, 1), "peak_gib": round(peak, 2)}
+    print(f"paper profile end to end in {repo} ({describe()})", flush=True)
+    stages.update(run_stages(repo))
+    n_test = 9
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["profiles"]["paper"]["sample"].update(POINTS[1])
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    print("second set size:", POINTS[1], flush=True)
+    second = run_stages(repo)
+    sh(repo, "g2i", "register", "--models", "g2i_l_att")
+    served = serve_one_request(repo)
+    paper = yaml.safe_load((ROOT / "params.yaml").read_text())["profiles"]["paper"]
+    x1, x2 = (set_images(p, n_test) for p in POINTS)
+    x_full = set_images(paper["sample"], 3 * paper["split"]["test_per_class"])
+    result = {"machine": describe(), "subjects": args.subjects, "slice_size": 256, "stages": stages,
+              "second_point": second, "points_images_per_model": [x1, x2], "full_images_per_model": x_full,
+              "extrapolated": extrapolate(stages, second, x1, x2, x_full), "served": served,
+              "wall_seconds": round(time.perf_counter() - begin, 1)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "paper_e2e.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = ["# The paper profile end to end on CPU", "",
+             f"`python benchmarks/paper_e2e.py --out {args.out}`: {args.subjects} synthetic subjects on the 1 mm grid, "
+             f"256 x 256 slices, the paper profile's networks with 2 training steps each; {result['machine']}; "
+             f"{result['wall_seconds'] / 60:.1f} min in all. Peak memory: the largest resident set of dvc and the "
+             "stage process (wait4).", "",
+             "| stage | wall s | peak GiB |", "|---|---|---|"]
+    lines += [f"| {name} | {row['wall_s']} | {row['peak_gib']} |" for name, row in stages.items()]
+    lines += ["", f"Set-size-dependent stages at {x1} and {x2} generated images per model, and a straight line "
+              f"through the two points to the paper profile's {x_full} (49 per test subject x 81, 500 per class, "
+              "128 e4-sweep subjects): an extrapolation, not a measurement.", "",
+              "| stage | peak GiB (two points) | GiB per 1000 images | extrapolated peak GiB |", "|---|---|---|---|"]
+    lines += [f"| {name} | {row['peak_gib_points'][0]}, {row['peak_gib_points'][1]} | {row['gib_per_1000_images']} | "
+              f"{row['peak_gib_full']} |" for name, row in result["extrapolated"].items()]
+    lines += ["", f"`g2i register` then `mlflow models serve`: one request (the README's example row, 2 steps) answered "
+              f"with HTTP {served['status']}, a {served['height']} x {served['width']} image, in {served['seconds']} s."]
+    (args.out / "paper_e2e.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out / 'paper_e2e.md'} ({result['wall_seconds'] / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
