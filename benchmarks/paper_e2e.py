@@ -73,10 +73,14 @@ def scratch_repo(work: Path, subjects: int) -> Path:
     return repo
 
 
+def environment(repo: Path) -> dict:
+    """The venv first on PATH, the scratch repo's own MLflow store, no analytics."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{repo}/mlflow.db", "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
 def sh(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{repo}/mlflow.db", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    result = subprocess.run(list(args), cwd=repo, capture_output=True, text=True, env=env)
+    result = subprocess.run(list(args), cwd=repo, capture_output=True, text=True, env=environment(repo))
     if check and result.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
@@ -84,10 +88,8 @@ def sh(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
 
 def measured(repo: Path, *args: str) -> tuple[float, float]:
     """Wall seconds and peak resident memory (GiB) of a command and its children."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{repo}/mlflow.db", "MLFLOW_DISABLE_TELEMETRY": "true"}
     start = time.perf_counter()
-    process = subprocess.Popen(list(args), cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(list(args), cwd=repo, env=environment(repo), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = process.stdout.read().decode(errors="replace")
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -118,11 +120,9 @@ def serve_one_request(repo: Path) -> dict:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{repo}/mlflow.db"}
     log = open(repo / "serve.log", "w")
     server = subprocess.Popen(["mlflow", "models", "serve", "-m", "models:/g2i@champion", "--env-manager", "local",
-                               "-h", "127.0.0.1", "-p", str(port)], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
+                               "-h", "127.0.0.1", "-p", str(port)], cwd=repo, env=environment(repo), stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 300
         while True:

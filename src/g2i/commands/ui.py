@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     import tempfile
+    import time
 
     from ..config import repo_root
     from ..errors import G2IError
@@ -47,8 +48,6 @@ def run(args: argparse.Namespace) -> None:
                 print(f"  {page:9s} {link}")
             try:
                 while True:
-                    import time
-
                     time.sleep(3600)
             except KeyboardInterrupt:
                 return
