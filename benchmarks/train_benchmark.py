@@ -13,7 +13,8 @@ Prints, per profile, measured in one run on this machine:
   autoencoder step    forward + backward + AdamW of the KL autoencoder with every loss term (L1, SSIM,
                       KL, PatchGAN generator and discriminator terms, past the adversarial warm-up), on
                       the profile's slice size and autoencoder batch: the stage that ran 4x slower on an
-                      Intel Xeon than on an AMD EPYC (issue 13), next to the denoiser step
+                      Intel Xeon than on an AMD EPYC (issue 13), next to the denoiser step; in float32 and,
+                      where the CPU has AMX (cpu_mixed_precision: auto), in bf16 autocast, with the ratio
 
     python benchmarks/train_benchmark.py                   # both profiles, sizes from params.yaml
     python benchmarks/train_benchmark.py --profile paper --batch-size 4 --steps 3   # CPU-friendly
@@ -41,7 +42,7 @@ from g2i.models import (AutoencoderLossWeights, build_autoencoder, build_denoise
                         build_genotype_encoder, build_scheduler)
 from g2i.training.autoencoder import make_loss_fn as autoencoder_loss_fn  # noqa: E402
 from g2i.training.diffusion import diffusion_loss  # noqa: E402
-from g2i.training.trainer import TrainConfig, Trainer, step_generator  # noqa: E402
+from g2i.training.trainer import TrainConfig, Trainer, cpu_precision, step_generator  # noqa: E402
 from g2i.machine import describe  # noqa: E402
 
 N_SNPS = 52  # the AlzGene panel + APOE4 tokens
@@ -85,8 +86,9 @@ def fake_data(n: int, params: dict, device: torch.device) -> dict[str, torch.Ten
             "genotype": torch.randint(0, 3, (n, N_SNPS), generator=g)}
 
 
-def model_only(modules, loss_fn, batch, steps: int, warmup: int, device) -> tuple[float, float]:
-    """(seconds per step, FLOPs per step) of forward + backward + AdamW on one in-memory batch."""
+def model_only(modules, loss_fn, batch, steps: int, warmup: int, device, bf16: bool = False) -> tuple[float, float]:
+    """(seconds per step, FLOPs per step) of forward + backward + AdamW on one in-memory batch; `bf16`: the
+    forward pass under bf16 autocast, as the Trainer runs it on CPU with cpu_mixed_precision bf16."""
     from torch.utils.flop_counter import FlopCounterMode
 
     model = torch.nn.ModuleDict(modules).train()
@@ -94,7 +96,8 @@ def model_only(modules, loss_fn, batch, steps: int, warmup: int, device) -> tupl
     batch = {k: v.to(device) for k, v in batch.items()}
 
     def step(i: int) -> None:
-        loss, _ = loss_fn(model, batch, step_generator(0, i))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = loss_fn(model, batch, step_generator(0, i))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -129,19 +132,28 @@ def full_trainer(modules, loss_fn, data, cfg_params: dict, steps: int, warmup: i
 
 
 def autoencoder_step(params: dict, batch_size: int | None, steps: int, warmup: int, device) -> dict:
-    """Median seconds per autoencoder training step with every loss term active."""
+    """Median seconds per autoencoder training step with every loss term active, in float32 and, on a CPU
+    where `training.autoencoder.cpu_mixed_precision` resolves to bf16 (AMX), also as the Trainer runs it."""
     model_cfg = params["model"]
     train = params["training"]["autoencoder"]
     bs = int(batch_size or train["batch_size"])
     size = [int(s) for s in params["slices"]["size"]]
     weights = AutoencoderLossWeights.from_config(model_cfg)
-    torch.manual_seed(0)
-    modules = {"vae": build_autoencoder(model_cfg).to(device), "disc": build_discriminator(model_cfg).to(device)}
     after_warmup = int(weights.adversarial_warmup_steps) + 1
     loss_fn = autoencoder_loss_fn(weights, lambda: after_warmup)
     batch = {"x_0": (torch.rand(bs, 1, *size, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)}
-    t_step, flops = model_only(modules, loss_fn, batch, steps, warmup, device)
-    return {"ae_batch_size": bs, "ae_step_s": t_step, "ae_images_per_s": bs / t_step, "ae_gflop_per_step": flops / 1e9}
+
+    def timed(bf16: bool) -> tuple[float, float]:
+        torch.manual_seed(0)
+        modules = {"vae": build_autoencoder(model_cfg).to(device), "disc": build_discriminator(model_cfg).to(device)}
+        return model_only(modules, loss_fn, batch, steps, warmup, device, bf16=bf16)
+
+    t_fp32, flops = timed(False)
+    precision = cpu_precision(train.get("cpu_mixed_precision", "no")) if device.type == "cpu" else "no"
+    t_step = timed(True)[0] if precision == "bf16" else t_fp32
+    return {"ae_batch_size": bs, "ae_precision": "bf16" if precision == "bf16" else "float32", "ae_step_s": t_step,
+            "ae_step_fp32_s": t_fp32, "ae_speedup": t_fp32 / t_step, "ae_images_per_s": bs / t_step,
+            "ae_gflop_per_step": flops / 1e9}
 
 
 def bench(profile: str, variant: str, steps: int, warmup: int, batch_size: int | None, device) -> dict:
@@ -203,7 +215,8 @@ def main() -> None:
               f"{result['overhead_ratio']:.3f} | {result['gflop_per_step']:.1f} GFLOP/step, "
               f"{result['achieved_tflops'] * 1e3:.1f} GFLOP/s of {result['peak_tflops'] * 1e3:.0f} GFLOP/s matmul peak "
               f"= MFU {result['mfu']:.1%} | autoencoder step {result['ae_step_s'] * 1e3:.0f} ms at batch "
-              f"{result['ae_batch_size']} ({result['ae_images_per_s']:.1f} images/s)")
+              f"{result['ae_batch_size']} ({result['ae_images_per_s']:.1f} images/s, {result['ae_precision']}; "
+              f"float32 {result['ae_step_fp32_s'] * 1e3:.0f} ms, x{result['ae_speedup']:.2f})")
     if args.json:
         args.json.write_text(json.dumps({"machine": describe(), "results": results}, indent=2))
 

@@ -18,7 +18,7 @@ from g2i.config import load_params
 from g2i.models import (AutoencoderLossWeights, autoencode, build_autoencoder, build_discriminator,
                         discriminator_loss, generator_adversarial_loss)
 from g2i.training.autoencoder import frozen_call, make_loss_fn
-from g2i.training.trainer import step_generator
+from g2i.training.trainer import cpu_precision, step_generator
 
 from .conftest import ROOT
 
@@ -30,7 +30,7 @@ TINY_MODEL = {
     "autoencoder_loss": {"l1": 1.0, "ssim": 0.25, "kl": 1.0e-6, "adversarial": 0.1, "adversarial_warmup_steps": 8},
 }
 TINY_TRAINING = {"max_steps": 20, "batch_size": 4, "learning_rate": 1.0e-3, "warmup_steps": 2, "checkpoint_every": 10,
-                 "ema_decay": 0.9, "log_every": 5, "seed": 0}
+                 "ema_decay": 0.9, "log_every": 5, "seed": 0, "cpu_mixed_precision": "auto"}
 
 
 @pytest.fixture
@@ -93,6 +93,7 @@ def test_tiny_run_saves_model_metrics_and_mlflow_run(tmp_path, processed, params
     assert [m.step for m in history] == [5, 10, 15, 20]
     assert run.data.params["training.autoencoder.max_steps"] == "20"
     assert run.data.tags["g2i.stage"] == "train_autoencoder"
+    assert run.data.tags["precision"] == cpu_precision("auto")  # bf16 on a CPU with AMX
     assert run.data.metrics["val_psnr"] == pytest.approx(metrics["val_psnr"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "autoencoder")}
     assert {"autoencoder/reconstructions.png", "autoencoder/metrics.json", "autoencoder/model"} <= artifacts
@@ -129,3 +130,21 @@ def test_each_network_gets_only_its_own_gradients():
     for mine, own in zip(full, (p.grad for p in model["disc"].parameters())):
         assert torch.allclose(mine, own, atol=1e-7)
 
+
+
+def test_losses_stay_float32_when_the_networks_run_in_bf16():
+    """Under bf16 autocast (the CPU path with AMX) every loss is computed in float32: SSIM's variances in bf16
+    would be mostly rounding error. The bf16 loss then stays close to the float32 one."""
+    torch.manual_seed(0)
+    model = torch.nn.ModuleDict({"vae": build_autoencoder(TINY_MODEL), "disc": build_discriminator(TINY_MODEL)})
+    weights = AutoencoderLossWeights.from_config(TINY_MODEL)
+    x = torch.rand(4, 1, SIZE, SIZE) * 2 - 1
+    loss_fn = make_loss_fn(weights, lambda: 100)
+    reference, parts32 = loss_fn(model, {"x_0": x}, step_generator(0, 100))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        total, parts = loss_fn(model, {"x_0": x}, step_generator(0, 100))
+    assert total.dtype == torch.float32 and set(parts) == set(parts32)
+    for name in ("l1", "ssim", "adversarial", "discriminator"):
+        assert parts[name] == pytest.approx(parts32[name], rel=0.05), name
+    total.backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from g2i.training.trainer import TrainConfig, TrainingDiverged
+from g2i.training.trainer import TrainConfig, TrainingDiverged, cpu_precision
 from g2i.errors import G2IError
 
 from . import toy_train
@@ -90,3 +90,36 @@ def test_config_rejects_unknown_and_bad_keys():
         TrainConfig.from_params({"max_steps": 5, "batch_size": 2, "lerning_rate": 1})
     with pytest.raises(G2IError, match="positive"):
         TrainConfig.from_params({"max_steps": 0, "batch_size": 2})
+    with pytest.raises(G2IError, match="cpu_mixed_precision"):
+        TrainConfig.from_params({"max_steps": 5, "batch_size": 2, "cpu_mixed_precision": "fp16"})
+
+
+def test_cpu_precision_auto_follows_the_cpu(monkeypatch):
+    import g2i.machine
+
+    assert cpu_precision("no") == "no" and cpu_precision("bf16") == "bf16"
+    monkeypatch.setattr(g2i.machine, "has_amx_bf16", lambda: True)
+    assert cpu_precision("auto") == "bf16"
+    monkeypatch.setattr(g2i.machine, "has_amx_bf16", lambda: False)
+    assert cpu_precision("auto") == "no"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU autocast path")
+def test_cpu_bf16_trainer_runs_the_networks_in_bf16_and_keeps_float32_weights(tmp_path):
+    from g2i.training.trainer import Trainer
+
+    seen = []
+    net = torch.nn.Linear(4, 1)
+
+    def loss_fn(model, batch, generator):
+        y = model["net"](batch["x"])
+        seen.append(y.dtype)
+        return ((y.float() - batch["y"]) ** 2).mean(), {}
+
+    x, y = torch.randn(32, 4), torch.randn(32, 1)
+    cfg = TrainConfig.from_params({"max_steps": 3, "batch_size": 8, "checkpoint_every": 3,
+                                   "cpu_mixed_precision": "bf16"})
+    trainer = Trainer({"net": net}, loss_fn, 32, lambda i: {"x": x[i], "y": y[i]}, cfg, tmp_path, progress=False)
+    trainer.fit()
+    assert trainer.precision == "bf16" and seen == [torch.bfloat16] * 3
+    assert all(p.dtype == torch.float32 for p in trainer.unwrapped.parameters())

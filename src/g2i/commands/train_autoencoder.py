@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> None:
                    system_metrics=True) as active:
         log_new_params(tracked_params(params))
         metrics = train_autoencoder(params, paths, args.out, run=active, reports_dir=args.reports)
-    print(f"train-autoencoder: {metrics['steps']} steps, val PSNR {metrics['val_psnr']:.2f} dB, "
+    precision = "float32" if metrics["precision"] == "no" else f"{metrics['precision']} autocast"
+    print(f"train-autoencoder: {metrics['steps']} steps ({precision}), val PSNR {metrics['val_psnr']:.2f} dB, "
           f"SSIM {metrics['val_ssim']:.3f}, scaling factor {metrics['scaling_factor']:.4f} "
           f"-> {args.out / 'autoencoder'}")

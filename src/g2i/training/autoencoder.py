@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch.func import functional_call
 
 from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
@@ -46,6 +47,13 @@ def frozen_call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return functional_call(module, {**params, **dict(module.named_buffers())}, (x,))
 
 
+def float32_posterior(posterior: DiagonalGaussianDistribution) -> DiagonalGaussianDistribution:
+    """The same posterior with float32 moments (a no-op when it already is)."""
+    if posterior.parameters.dtype == torch.float32:
+        return posterior
+    return DiagonalGaussianDistribution(posterior.parameters.float())
+
+
 def make_loss_fn(weights: AutoencoderLossWeights, step_of):
     """The Trainer's loss: generator terms + discriminator term, each touching only its own network.
 
@@ -55,11 +63,17 @@ def make_loss_fn(weights: AutoencoderLossWeights, step_of):
     def loss_fn(model: nn.ModuleDict, batch: dict, generator: torch.Generator):
         x, step = batch["x_0"], step_of()
         vae, disc = model["vae"], model["disc"]
+        # The networks run in the Trainer's precision (bf16 autocast on some CPUs); every loss in float32:
+        # SSIM's E[x^2] - E[x]^2 cancels catastrophically in bf16.
         x_hat, posterior = autoencode(vae, x, generator)  # the step's stream: resume stays exact
-        total, parts = autoencoder_loss(x, x_hat, posterior, weights, step)  # reconstruction, SSIM, KL
+        with torch.autocast(x.device.type, enabled=False):
+            x_hat, posterior = x_hat.float(), float32_posterior(posterior)
+            total, parts = autoencoder_loss(x, x_hat, posterior, weights, step)  # reconstruction, SSIM, KL
         if weights.adversarial and adversarial_active(step, weights.adversarial_warmup_steps):
-            adversarial = generator_adversarial_loss(frozen_call(disc, x_hat))
-            d_loss = discriminator_loss(disc(x), disc(x_hat.detach()))
+            fake_for_decoder, real, fake = frozen_call(disc, x_hat), disc(x), disc(x_hat.detach())
+            with torch.autocast(x.device.type, enabled=False):
+                adversarial = generator_adversarial_loss(fake_for_decoder.float())
+                d_loss = discriminator_loss(real.float(), fake.float())
             total = total + weights.adversarial * adversarial + d_loss
             parts.update(adversarial=float(adversarial.detach()), discriminator=float(d_loss.detach()))
         return total, parts
@@ -106,7 +120,8 @@ def reconstruction_figure(x: torch.Tensor, x_hat: torch.Tensor, path: Path) -> N
 def train_autoencoder(params: Mapping[str, Any], paths: ProcessedPaths, out_dir: str | Path, run=None,
                       reports_dir: str | Path = "reports/autoencoder", checkpoint_dir: str | Path | None = None,
                       progress: bool = True) -> dict[str, Any]:
-    """Train, evaluate and save the autoencoder; return the metrics written to reports_dir/metrics.json.
+    """Train, evaluate and save the autoencoder; return the metrics written to reports_dir/metrics.json and
+    the precision it trained in (`precision`: no = float32, or bf16).
 
     `params` is the resolved params.yaml; `run` an active MLflow run (or None: no tracking).
     Checkpoints default to out_dir/.checkpoints/autoencoder, so a rerun resumes an interrupted run.
@@ -167,4 +182,5 @@ def train_autoencoder(params: Mapping[str, Any], paths: ProcessedPaths, out_dir:
         mlflow.log_artifact(str(figure), "autoencoder", run_id=run.info.run_id)
         mlflow.log_artifact(str(reports_dir / "metrics.json"), "autoencoder", run_id=run.info.run_id)
         mlflow.log_artifacts(str(model_path), "autoencoder/model", run_id=run.info.run_id)
-    return metrics
+        mlflow.MlflowClient().set_tag(run.info.run_id, "precision", trainer.precision)
+    return {**metrics, "precision": trainer.precision}

@@ -56,6 +56,24 @@ class TrainingDiverged(G2IError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+CPU_PRECISIONS = ("no", "bf16", "auto")
+
+
+def cpu_precision(setting: str) -> str:
+    """Accelerate's mixed_precision on CPU for a `cpu_mixed_precision` setting.
+
+    `auto` trains in bf16 autocast only where the CPU has AMX tiles: there oneDNN's bf16 convolutions
+    made the demo autoencoder step 2.2x faster (Intel Xeon, docs/performance.md); elsewhere bf16 is
+    emulated and slower, so float32. Results differ between the two paths, as they already do between
+    CPU types.
+    """
+    from ..machine import has_amx_bf16
+
+    if setting == "auto":
+        return "bf16" if has_amx_bf16() else "no"
+    return setting
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     max_steps: int
@@ -69,7 +87,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     log_every: int = 10
     seed: int = 0
-    mixed_precision: str = "bf16"  # used on GPU only: CPU autocast / GradScaler are not worth it here
+    mixed_precision: str = "bf16"  # on GPU
+    cpu_mixed_precision: str = "no"  # on CPU: no, bf16, or auto (bf16 where the CPU has AMX tiles: see cpu_precision)
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "TrainConfig":
@@ -80,6 +99,9 @@ class TrainConfig:
         cfg = cls(**section)
         if cfg.max_steps <= 0 or cfg.batch_size <= 0 or cfg.checkpoint_every <= 0:
             raise G2IError("params.yaml: max_steps, batch_size and checkpoint_every must be positive")
+        if cfg.cpu_mixed_precision not in CPU_PRECISIONS:
+            raise G2IError(f"params.yaml: cpu_mixed_precision is '{cfg.cpu_mixed_precision}'; "
+                           f"expected one of {list(CPU_PRECISIONS)}")
         return cfg
 
 
@@ -136,7 +158,10 @@ class Trainer:
         self.out_dir, self.log, self.progress = Path(out_dir), log, progress
         self.on_checkpoint = on_checkpoint  # e.g. a sample grid from the EMA weights, main process only
         use_gpu = torch.cuda.is_available()
-        self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision if use_gpu else "no", cpu=not use_gpu)
+        self.precision = cfg.mixed_precision if use_gpu else cpu_precision(cfg.cpu_mixed_precision)
+        # CPU autocast is ours (see autocast): Accelerate's precision is process-global and cannot change
+        # between two Trainers of one process (the autoencoder's bf16, then a float32 denoiser).
+        self.accelerator = Accelerator(mixed_precision=self.precision if use_gpu else "no", cpu=not use_gpu)
         model = nn.ModuleDict(dict(modules))
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         schedule = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.max_steps)
@@ -144,6 +169,12 @@ class Trainer:
         self.ema = EMAModel(self.unwrapped.parameters(), decay=cfg.ema_decay)
         self.counter = _StepCounter()
         self.accelerator.register_for_checkpointing(self.ema, self.counter)
+
+    def autocast(self):
+        """The forward pass's precision: Accelerate's on GPU, bf16 autocast on CPU where configured."""
+        if self.accelerator.device.type != "cpu":
+            return self.accelerator.autocast()
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     @property
     def unwrapped(self) -> nn.ModuleDict:
@@ -206,7 +237,7 @@ class Trainer:
             indices = indices[acc.process_index :: acc.num_processes]
             batch = {k: v.to(acc.device) for k, v in self.get_batch(indices).items()}
             self.model.train()
-            with acc.autocast():
+            with self.autocast():
                 loss, metrics = self.loss_fn(self.model, batch, generator)
             value = float(loss.detach())
             if not math.isfinite(value):
