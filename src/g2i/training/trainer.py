@@ -63,9 +63,9 @@ def cpu_precision(setting: str) -> str:
     """Accelerate's mixed_precision on CPU for a `cpu_mixed_precision` setting.
 
     `auto` trains in bf16 autocast only where the CPU has AMX tiles: there oneDNN's bf16 convolutions
-    made the demo autoencoder step 2.2x faster (Intel Xeon, docs/performance.md); elsewhere bf16 is
-    emulated and slower, so float32. Results differ between the two paths, as they already do between
-    CPU types.
+    made the demo autoencoder step 2x faster (544 -> 270 ms on an Intel Xeon, docs/performance.md);
+    without AMX bf16 gains little or loses, so float32. Results differ between the two paths, as they
+    already do between CPU types.
     """
     from ..machine import has_amx_bf16
 
