@@ -37,6 +37,9 @@ SCALED = ("sample", "evaluate", "probe", "classify")
 # The two measured set sizes (images per test subject, classifier set per class, e4-sweep subjects) and the
 # paper profile's (params.yaml: profiles.paper.sample; 27 test subjects per class).
 POINTS = ({"per_subject": 1, "per_class": 6, "n_counterfactual": 2}, {"per_subject": 3, "per_class": 18, "n_counterfactual": 6})
+# The probe's set is its own: training subjects whose eps_theta is probed (params.yaml: probe.n_subjects, 64). At
+# 256 x 256 on a CPU its forward passes take minutes per subject and model, so it runs at 2 and 6 subjects.
+PROBE_POINTS = (2, 6)
 
 
 def set_images(sample: dict, n_test: int) -> int:
@@ -69,6 +72,7 @@ def scratch_repo(work: Path, subjects: int) -> Path:
     params["evaluate"].update({"max_pairs": 20, "kid_subset_size": 4})
     params["classify"].update({"seeds": [0]})
     params["classify"]["classifier"].update({"epochs": 1, "batch_size": 4, "min_steps": 2})
+    params["probe"]["n_subjects"] = PROBE_POINTS[0]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return repo
 
@@ -151,14 +155,18 @@ def serve_one_request(repo: Path) -> dict:
         log.close()
 
 
-def extrapolate(first: dict, second: dict, x1: float, x2: float, x_full: float) -> dict:
+def extrapolate(first: dict, second: dict, sizes: dict[str, tuple[float, float, float]]) -> dict:
+    """Peak memory at the full set size, per stage, from a line through two measured points; `sizes` maps a
+    stage kind (sample, probe, ...) to (x1, x2, x_full) in its own unit."""
     out = {}
     for stage in sorted(set(first) & set(second)):
         if stage.split("@")[0] not in SCALED:
             continue
+        x1, x2, x_full = sizes[stage.split("@")[0]]
         m1, m2 = first[stage]["peak_gib"], second[stage]["peak_gib"]
         slope = (m2 - m1) / (x2 - x1)
-        out[stage] = {"peak_gib_points": [m1, m2], "gib_per_1000_images": round(1000 * slope, 3),
+        out[stage] = {"points": [x1, x2], "full": x_full, "peak_gib_points": [m1, m2],
+                      "gib_per_1000": round(1000 * slope, 3),
                       "peak_gib_full": round(max(m1, m2, m2 + slope * (x_full - x2)), 2)}
     return out
 
@@ -189,17 +197,21 @@ def main() -> int:
     n_test = 9
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["profiles"]["paper"]["sample"].update(POINTS[1])
+    params["probe"]["n_subjects"] = PROBE_POINTS[1]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    print("second set size:", POINTS[1], flush=True)
+    print("second set size:", POINTS[1], "probe subjects:", PROBE_POINTS[1], flush=True)
     second = run_stages(repo)
     sh(repo, "g2i", "register", "--models", "g2i_l_att")
     served = serve_one_request(repo)
-    paper = yaml.safe_load((ROOT / "params.yaml").read_text())["profiles"]["paper"]
+    full_params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    paper = full_params["profiles"]["paper"]
     x1, x2 = (set_images(p, n_test) for p in POINTS)
     x_full = set_images(paper["sample"], 3 * paper["split"]["test_per_class"])
+    probe_full = int(paper.get("probe", full_params["probe"])["n_subjects"])
+    sizes = {kind: (x1, x2, x_full) for kind in SCALED} | {"probe": (*PROBE_POINTS, probe_full)}
     result = {"machine": describe(), "subjects": args.subjects, "slice_size": 256, "stages": stages,
               "second_point": second, "points_images_per_model": [x1, x2], "full_images_per_model": x_full,
-              "extrapolated": extrapolate(stages, second, x1, x2, x_full), "served": served,
+              "extrapolated": extrapolate(stages, second, sizes), "served": served,
               "wall_seconds": round(time.perf_counter() - begin, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "paper_e2e.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -212,10 +224,13 @@ def main() -> int:
     lines += [f"| {name} | {row['wall_s']} | {row['peak_gib']} |" for name, row in stages.items()]
     lines += ["", f"Set-size-dependent stages at {x1} and {x2} generated images per model, and a straight line "
               f"through the two points to the paper profile's {x_full} (49 per test subject x 81, 500 per class, "
-              "128 e4-sweep subjects): an extrapolation, not a measurement.", "",
-              "| stage | peak GiB (two points) | GiB per 1000 images | extrapolated peak GiB |", "|---|---|---|---|"]
-    lines += [f"| {name} | {row['peak_gib_points'][0]}, {row['peak_gib_points'][1]} | {row['gib_per_1000_images']} | "
-              f"{row['peak_gib_full']} |" for name, row in result["extrapolated"].items()]
+              f"128 e4-sweep subjects); the probe at {PROBE_POINTS[0]} and {PROBE_POINTS[1]} training subjects, "
+              f"extrapolated to the profile's {probe_full}: an extrapolation, not a measurement.", "",
+              "| stage | set sizes measured -> full | peak GiB (two points) | GiB per 1000 | extrapolated peak GiB |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {name} | {row['points'][0]}, {row['points'][1]} -> {row['full']} | {row['peak_gib_points'][0]}, "
+              f"{row['peak_gib_points'][1]} | {row['gib_per_1000']} | {row['peak_gib_full']} |"
+              for name, row in result["extrapolated"].items()]
     lines += ["", f"`g2i register` then `mlflow models serve`: one request (the README's example row, 2 steps) answered "
               f"with HTTP {served['status']}, a {served['height']} x {served['width']} image, in {served['seconds']} s."]
     (args.out / "paper_e2e.md").write_text("\n".join(lines) + "\n")

@@ -15,7 +15,7 @@ from g2i.data.dataset import ProcessedPaths
 from g2i.errors import G2IError
 from g2i.models import diagnosis_onehot
 from g2i.models.gans import build_gan
-from g2i.training.gan import (GAN_VARIANTS, LoadedGAN, adam_betas, build_gan_modules, damsm_loss, damsm_scores,
+from g2i.training.gan import (GAN_VARIANTS, LoadedGAN, build_gan_modules, damsm_loss, damsm_scores,
                               gan_terms, generate_gan, load_gan, matching_d_loss, mismatched, train_config, train_gan)
 from g2i.training.trainer import step_generator
 
@@ -35,7 +35,7 @@ TINY_MODEL = {
                               "batch_size": 4, "learning_rate": 1.0e-3}},
     },
 }
-TRAIN = {"max_steps": 4, "batch_size": 4, "learning_rate": 1.0e-3, "weight_decay": 0.0, "grad_clip": 0.0,
+TRAIN = {"max_steps": 4, "batch_size": 4, "learning_rate": 1.0e-3, "weight_decay": 0.0, "betas": [0.5, 0.999], "grad_clip": 0.0,
          "warmup_steps": 1, "checkpoint_every": 2, "ema_decay": 0.9, "log_every": 1, "seed": 0}
 PARAMS = {"model": TINY_MODEL, "training": {"gan": TRAIN}}
 
@@ -221,16 +221,16 @@ def test_each_variant_trains_saves_loads_and_generates(tiny, tmp_path, variant):
     assert torch.equal(images, again) and not torch.equal(images, other)
     assert not loaded.generator.training
     optimizer = torch.load(tmp_path / "ckpt/checkpoints/step-00000004/optimizer.bin", weights_only=False)
-    assert optimizer["param_groups"][0]["betas"] == (0.5, 0.999)  # training.gan_adam_betas default
+    assert optimizer["param_groups"][0]["betas"] == (0.5, 0.999)  # training.gan.betas
 
 
 def test_training_settings_per_variant():
     params = {"training": {"gan": {**TRAIN, "attngan": {"max_steps": 9, "learning_rate": 4e-4}}}}
     assert train_config(params, "attngan").max_steps == 9 and train_config(params, "attngan").learning_rate == 4e-4
     assert train_config(params, "cgan").max_steps == 4 and train_config(params, "cgan", max_steps=2).max_steps == 2
-    assert adam_betas(params) == (0.5, 0.999)
-    with pytest.raises(G2IError, match="gan_adam_betas"):
-        adam_betas({"training": {"gan_adam_betas": [0.5]}})
+    assert train_config(params, "cgan").betas == (0.5, 0.999)
+    with pytest.raises(G2IError, match="betas must be two numbers"):
+        train_config({"training": {"gan": {**TRAIN, "betas": [0.5]}}}, "cgan")
     with pytest.raises(G2IError, match="unknown training key"):
         train_config({"training": {"gan": {**TRAIN, "n_critic": 5}}}, "cgan")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import resource
 
 import numpy as np
+import pytest
 import torch
 
 from g2i.config import load_params, resolve
@@ -65,3 +66,23 @@ def test_paper_denoiser_trains_on_64_latents_with_52_snp_tokens(tmp_path):
     tokens = encoder(data["genotype"][:2])
     assert tokens.shape == (2, N_SNPS, model["genotype_encoder"]["embed_dim"])
     assert peak_rss_gib() < 12
+
+
+def test_paper_e2e_extrapolates_each_set_size_stage_along_its_own_axis():
+    """benchmarks/paper_e2e.py's memory line: through two measured points, per stage kind in its own unit (generated
+    images for sample / evaluate / classify, training subjects for the probe); fixed stages are not extrapolated."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("paper_e2e", ROOT / "benchmarks" / "paper_e2e.py")
+    paper_e2e = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paper_e2e)
+    first = {"evaluate": {"peak_gib": 1.0}, "probe": {"peak_gib": 2.0}, "train@ldm": {"peak_gib": 3.0},
+             "sample@g2i": {"peak_gib": 1.0}}
+    second = {"evaluate": {"peak_gib": 2.0}, "probe": {"peak_gib": 2.4}, "train@ldm": {"peak_gib": 3.0},
+              "sample@g2i": {"peak_gib": 0.9}}
+    sizes = {kind: (100, 200, 1100) for kind in paper_e2e.SCALED} | {"probe": (2, 6, 64)}
+    out = paper_e2e.extrapolate(first, second, sizes)
+    assert set(out) == {"evaluate", "probe", "sample@g2i"}
+    assert out["evaluate"]["peak_gib_full"] == 11.0 and out["evaluate"]["gib_per_1000"] == 10.0
+    assert out["probe"]["peak_gib_full"] == pytest.approx(2.4 + 0.1 * 58) and out["probe"]["full"] == 64
+    assert out["sample@g2i"]["peak_gib_full"] == 1.0   # memory that does not grow: the measured maximum

@@ -24,12 +24,12 @@ the loss, never the global RNG, so an interrupted run resumes to the same weight
 
 params.yaml: network sizes and loss weights in `model.gan.<variant>` (AttnGAN's DAMSM and its pre-training
 in `model.gan.attngan.damsm`); TrainConfig fields in `training.gan`, overridden per variant by the nested
-mapping `training.gan.<variant>`; `training.gan_adam_betas` (default [0.5, 0.999]) and
-`training.gan_cpu_threads` (null: torch's default).
+mapping `training.gan.<variant>` (Adam betas among them: `training.gan.betas`, [0.5, 0.999] as in DCGAN,
+StackGAN and AttnGAN), and `training.gan_cpu_threads` (null: torch's default).
 Update schedule: one simultaneous D and G update per step (n_critic = 1), both through the Trainer's single
 AdamW, so D and G share the learning rate and its warm-up + cosine schedule (no two-time-scale rule).
-The betas are set on the optimizer's param groups after the Trainer is built (GANs need beta1 = 0.5);
-use `weight_decay: 0` and, as usual for GANs, `grad_clip: 0` (the clip would act on the joint G+D norm).
+GANs need beta1 = 0.5 (measured here: brain outlines and ventricles after 300 AttnGAN steps instead of
+noise with PyTorch's 0.9); use `weight_decay: 0` and, as usual for GANs, `grad_clip: 0` (the clip would act on the joint G+D norm).
 Sampling uses the EMA generator; its BatchNorm statistics are re-estimated with the EMA weights first.
 
 Saved model folder (atomic): generator/ (diffusers save_pretrained: config.json + safetensors of the EMA
@@ -64,7 +64,6 @@ from .trainer import TrainConfig, Trainer
 DAMSM_DIR = "damsm"
 LAST_METRICS = "last_metrics.json"
 BN_RECALIBRATION_BATCHES = 16
-DEFAULT_BETAS = (0.5, 0.999)
 
 
 def check_gan_variant(variant: str) -> str:
@@ -300,23 +299,6 @@ def train_config(params: Mapping[str, Any], variant: str, max_steps: int | None 
     return TrainConfig.from_params(section)
 
 
-def adam_betas(params: Mapping[str, Any]) -> tuple[float, float]:
-    """training.gan_adam_betas (default [0.5, 0.999], the betas of DCGAN, StackGAN and AttnGAN)."""
-    betas = params["training"].get("gan_adam_betas", DEFAULT_BETAS)
-    if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(0 <= float(b) < 1 for b in betas)):
-        raise G2IError(f"params.yaml: training.gan_adam_betas must be two numbers in [0, 1), got {betas!r}")
-    return float(betas[0]), float(betas[1])
-
-
-def set_adam_betas(trainer: Trainer, betas: tuple[float, float]) -> None:
-    """The Trainer builds AdamW with PyTorch's default betas (0.9, 0.999); GANs train markedly better with
-    beta1 = 0.5 (measured here: brain outlines and ventricles after 300 AttnGAN steps instead of noise).
-    Betas are per-param-group hyperparameters, so they are set before the first step; a resume loads the
-    same values back from the checkpointed optimizer state."""
-    for group in trainer.optimizer.param_groups:
-        group["betas"] = betas
-
-
 def _image_size(x: torch.Tensor) -> int:
     h, w = x.shape[-2:]
     if h != w or h & (h - 1) or h < 8:
@@ -326,7 +308,7 @@ def _image_size(x: torch.Tensor) -> int:
 
 def _fingerprint(variant: str, params: Mapping[str, Any], cfg: TrainConfig, data: dict[str, torch.Tensor]) -> str:
     """What a checkpoint was trained with: checkpoints from other settings or data are not resumed."""
-    payload = {"variant": variant, "gan": params["model"]["gan"].get(variant), "betas": adam_betas(params),
+    payload = {"variant": variant, "gan": params["model"]["gan"].get(variant),
                "genotype_encoder": params["model"].get("genotype_encoder"), "training": cfg.__dict__,
                "data": hashlib.md5(data["x_0"].numpy().tobytes() + data["genotype"].numpy().tobytes()
                                    + data["label"].numpy().tobytes()).hexdigest()}
@@ -466,7 +448,6 @@ def _train_gan(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, o
     out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir)
     model_cfg = params["model"]
     cfg = train_config(params, variant, max_steps)
-    betas = adam_betas(params)
     dataset = SliceGenotypeDataset(paths, "train")
     data = dataset.stacked()
     image_size = _image_size(data["x_0"])
@@ -486,7 +467,6 @@ def _train_gan(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, o
 
     trainer = Trainer(modules, summed(terms), len(data["x_0"]), lambda idx: {k: v[idx] for k, v in data.items()}, cfg,
                       checkpoint_dir, log=record)
-    set_adam_betas(trainer, betas)
     final = trainer.fit()
     last = checkpoint_dir / LAST_METRICS
     if not final and last.is_file():  # the checkpoint was already complete: nothing was trained

@@ -80,6 +80,7 @@ class TrainConfig:
     batch_size: int
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's; the GANs train with (0.5, 0.999) (training.gan.betas)
     warmup_steps: int = 0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
@@ -96,7 +97,11 @@ class TrainConfig:
         unknown = sorted(set(section) - known)
         if unknown:
             raise G2IError(f"params.yaml: unknown training key(s) {unknown}; known: {sorted(known)}")
-        cfg = cls(**section)
+        betas = section.get("betas", cls.betas)
+        if not (isinstance(betas, (list, tuple)) and len(betas) == 2
+                and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+            raise G2IError(f"params.yaml: training betas must be two numbers in [0, 1), got {betas!r}")
+        cfg = cls(**{**section, "betas": (float(betas[0]), float(betas[1]))})
         if cfg.max_steps <= 0 or cfg.batch_size <= 0 or cfg.checkpoint_every <= 0:
             raise G2IError("params.yaml: max_steps, batch_size and checkpoint_every must be positive")
         if cfg.cpu_mixed_precision not in CPU_PRECISIONS:
@@ -163,7 +168,8 @@ class Trainer:
         # between two Trainers of one process (the autoencoder's bf16, then a float32 denoiser).
         self.accelerator = Accelerator(mixed_precision=self.precision if use_gpu else "no", cpu=not use_gpu)
         model = nn.ModuleDict(dict(modules))
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                      betas=cfg.betas)
         schedule = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.max_steps)
         self.model, self.optimizer, self.schedule = self.accelerator.prepare(model, optimizer, schedule)
         self.ema = EMAModel(self.unwrapped.parameters(), decay=cfg.ema_decay)
