@@ -1,8 +1,6 @@
-"""Fidelity checks (g2i.evaluation.fidelity) on synthetic phantoms, plus the real demo slices when built."""
+"""Fidelity checks (g2i.evaluation.fidelity) on synthetic phantoms, and on slices of the session's generated cohort."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,10 +16,6 @@ from g2i.evaluation.fidelity import (
     validate_ventricle_measure,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-SLICES = ROOT / "data" / "processed" / "slices" / "slices.npy"
-INDEX = ROOT / "data" / "processed" / "slices" / "index.csv"
-TRUTH = ROOT / "data" / "raw" / "synthetic" / "ground_truth.csv"
 
 SUPERSAMPLE = 4  # render at 4x and average: partial volumes at blob edges, as in a resized scan
 
@@ -179,10 +173,20 @@ def test_bad_input_raises_value_error_naming_argument():
         validate_ventricle_measure(good, pd.DataFrame({"PTID": ["a", "b"]}), pd.DataFrame({"PTID": ["a"]}))
 
 
-@pytest.mark.skipif(not (SLICES.is_file() and INDEX.is_file() and TRUTH.is_file()),
-                    reason="demo slices / synthetic ground truth not built (dvc repro)")
-def test_measure_tracks_3d_volume_on_demo_slices():
-    result = validate_ventricle_measure(np.load(SLICES), pd.read_csv(INDEX), pd.read_csv(TRUTH))
+def test_measure_tracks_3d_volume_on_a_generated_cohort(tiny_cohort):
+    """The 2D measure on real-pipeline slices (z = 16 mm, 64 x 64) of the session's synthetic cohort tracks the
+    planted 3D ventricle volume of the same subjects."""
+    from g2i.imaging.io import load_t1
+    from g2i.imaging.slicing import axial_slices
+    from g2i.synthetic.generate import GROUND_TRUTH, MRI_PATTERN
+
+    raw, _ = tiny_cohort
+    truth = pd.read_csv(raw / GROUND_TRUTH)
+    ptids = truth.loc[truth["has_mri"], "PTID"].to_numpy()
+    slices = np.stack([axial_slices(*load_t1(raw / MRI_PATTERN.format(ptid=p)), [16.0], (64, 64), 1.0, 99.0)[0]
+                       for p in ptids])
+    index = pd.DataFrame({"row": range(len(ptids)), "PTID": ptids, "z_mm": 16.0})
+    result = validate_ventricle_measure(slices, index, truth)
     assert result["n"] >= 30
     assert result["spearman_rho"] > 0.7
     assert result["area_exponent"] > 0
