@@ -92,3 +92,21 @@ def test_spec_validation_messages():
         tiny_spec(voxel_mm=0)
     with pytest.raises(G2IError, match="adni1_fraction"):
         tiny_spec(adni1_fraction=1.5)
+
+
+def test_library_value_errors_are_plain_words_and_foreign_ones_stay_tracebacks(monkeypatch, capsys):
+    """A ValueError the library raises about its input reaches the user as one line with exit 2; one raised deep
+    inside numpy (a bug of ours) keeps its traceback."""
+    import numpy as np
+
+    from g2i import cli
+    from g2i.commands import split as split_command
+    from g2i.evaluation.fidelity import ground_truth_apoe_effect
+
+    monkeypatch.setattr(split_command, "run", lambda args: ground_truth_apoe_effect({"hippocampus": {}}))
+    assert cli.main(["split"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("g2i split: error: ") and "params_effects" in err and "Traceback" not in err
+    monkeypatch.setattr(split_command, "run", lambda args: np.zeros(3).reshape(2, 2))
+    with pytest.raises(ValueError, match="reshape"):
+        cli.main(["split"])
