@@ -7,7 +7,8 @@ import re
 import pytest
 import yaml
 
-from g2i.config import check_sizes, load_params, resolve
+from g2i.config import SERVING_INHERITS, check_sizes, load_params, resolve
+from g2i.serving.registry import check_serving
 from g2i.errors import G2IError
 
 from .conftest import ROOT
@@ -57,3 +58,16 @@ def test_a_slice_size_stated_differently_in_two_places_is_an_error(edit, words):
     resolved = resolve(params, "demo")          # the data stages do not mind
     with pytest.raises(G2IError, match=re.escape(words)):
         check_sizes(resolved)                    # the model stages do (commands.model_params)
+
+
+def test_serving_generates_as_sampling_unless_it_says_otherwise():
+    params = load_params(ROOT / "params.yaml")
+    resolved = resolve(params, "demo")
+    for key in SERVING_INHERITS:
+        assert key not in params["serving"] and resolved["serving"][key] == resolved["sampling"][key]
+    params["sampling"]["num_inference_steps"] = 20
+    params["serving"]["guidance_scale"] = 2.0
+    resolved = resolve(params, "demo")
+    assert resolved["serving"]["num_inference_steps"] == 20 and resolved["serving"]["guidance_scale"] == 2.0
+    assert resolved["sampling"]["guidance_scale"] == 1.0
+    check_serving(resolved["serving"])   # complete after the merge

@@ -50,6 +50,9 @@ def _deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
+SERVING_INHERITS = ("sampler", "num_inference_steps", "guidance_scale")
+
+
 def resolve(params: dict[str, Any], profile: str | None = None) -> dict[str, Any]:
     """Flatten params for one profile: shared sections, overlaid by `profiles.<name>`.
 
@@ -63,6 +66,10 @@ def resolve(params: dict[str, Any], profile: str | None = None) -> dict[str, Any
     shared = {k: v for k, v in params.items() if k not in (PROFILE_KEY, PROFILES_KEY)}
     merged = _deep_merge(shared, profiles[name] or {})
     merged[PROFILE_KEY] = name
+    if isinstance(merged.get("serving"), dict) and isinstance(merged.get("sampling"), dict):
+        # the served model generates as `sampling` does unless `serving` says otherwise
+        inherited = {k: merged["sampling"][k] for k in SERVING_INHERITS if k in merged["sampling"]}
+        merged["serving"] = {**inherited, **merged["serving"]}
     return merged
 
 
