@@ -71,3 +71,27 @@ def test_serving_generates_as_sampling_unless_it_says_otherwise():
     assert resolved["serving"]["num_inference_steps"] == 20 and resolved["serving"]["guidance_scale"] == 2.0
     assert resolved["sampling"]["guidance_scale"] == 1.0
     check_serving(resolved["serving"])   # complete after the merge
+
+
+def test_every_params_dataclass_rejects_unknown_keys_and_bad_values_by_name():
+    """One boundary (config.from_section) for the sections that become frozen dataclasses."""
+    from g2i.config import from_section
+    from g2i.evaluation.classifier import ClassifierConfig
+    from g2i.evaluation.generated import SampleConfig
+    from g2i.models.autoencoder import AutoencoderLossWeights
+    from g2i.training.gan import DamsmConfig
+    from g2i.training.trainer import TrainConfig
+
+    params = resolve(load_params(ROOT / "params.yaml"), "demo")
+    for build, section, where in ((TrainConfig.from_params, params["training"]["diffusion"], "training"),
+                                  (SampleConfig.from_params, params["sample"], "sample"),
+                                  (ClassifierConfig.from_params, params["classify"]["classifier"], "classifier"),
+                                  (DamsmConfig.from_params, params["model"]["gan"]["attngan"]["damsm"],
+                                   "model.gan.attngan.damsm")):
+        build(section)   # today's params.yaml is accepted
+        with pytest.raises(G2IError, match=rf"unknown {re.escape(where)} key\(s\) \['typo'\]; known: \["):
+            build({**section, "typo": 1})
+    with pytest.raises(G2IError, match=r"unknown model.autoencoder_loss key\(s\) \['typo'\]"):
+        AutoencoderLossWeights.from_config({"autoencoder_loss": {**params["model"]["autoencoder_loss"], "typo": 1}})
+    with pytest.raises(G2IError, match="bad classifier setting"):
+        from_section(ClassifierConfig, {**params["classify"]["classifier"], "channels": 3}, "classifier")

@@ -176,7 +176,7 @@ def test_autoencoder_downsamples_4x_and_losses_backprop():
     (total + d_loss).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in vae.decoder.parameters() if p.requires_grad)
     assert all(p.grad is not None for p in disc.parameters())
-    with pytest.raises(G2IError, match="unknown keys"):
+    with pytest.raises(G2IError, match="unknown model.autoencoder_loss key"):
         AutoencoderLossWeights.from_config({"autoencoder_loss": {"perceptual": 1.0}})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,21 @@ def _deep_merge(base: dict, override: dict) -> dict:
 
 
 SERVING_INHERITS = ("sampler", "num_inference_steps", "guidance_scale")
+
+
+def from_section(cls, section: Any, where: str, **converted: Any):
+    """The frozen dataclass `cls` from a params.yaml section (keyword `converted` values replace the section's):
+    unknown keys, and the type or value errors its constructor raises, are user errors naming `where`. Defaults
+    live in the dataclass; range checks beyond its own stay with the caller."""
+    given = dict(section or {})
+    known = sorted(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise G2IError(f"params.yaml: unknown {where} key(s) {unknown}; known: {known}")
+    try:
+        return cls(**{**given, **converted})
+    except (TypeError, ValueError) as exc:
+        raise G2IError(f"params.yaml: bad {where} setting ({exc})") from exc
 
 
 def resolve(params: dict[str, Any], profile: str | None = None) -> dict[str, Any]:

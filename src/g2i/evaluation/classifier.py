@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -112,14 +112,9 @@ class ClassifierConfig:
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "ClassifierConfig":
         """Build from a params.yaml section; unknown keys and out-of-range values are user errors."""
-        known = sorted(f.name for f in fields(cls))
-        unknown = sorted(set(section) - set(known))
-        if unknown:
-            raise G2IError(f"params.yaml: unknown classifier key(s) {unknown}; known: {known}")
-        try:
-            cfg = cls(**section)
-        except (TypeError, ValueError) as exc:
-            raise G2IError(f"params.yaml: bad classifier setting ({exc})") from exc
+        from ..config import from_section
+
+        cfg = from_section(cls, section, "classifier")
         problems = []
         if not cfg.channels or min(cfg.channels) <= 0:
             problems.append("channels must be a non-empty list of positive ints")

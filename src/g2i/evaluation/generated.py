@@ -42,14 +42,10 @@ class SampleConfig:
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "SampleConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise G2IError(f"params.yaml: unknown sample key(s) {unknown}; known: {sorted(known)}")
-        section = dict(section)
-        for key in ("guidance_sweep", "guidance_models", "genotype_guidance_sweep"):
-            section[key] = tuple(section.get(key) or ())
-        cfg = cls(**section)
+        from ..config import from_section
+
+        cfg = from_section(cls, section, "sample", **{key: tuple(section.get(key) or ()) for key in
+                                                      ("guidance_sweep", "guidance_models", "genotype_guidance_sweep")})
         if min(cfg.per_subject, cfg.per_class, cfg.n_counterfactual, cfg.guidance_per_subject) <= 0:
             raise G2IError("params.yaml: sample.per_subject, per_class, n_counterfactual and guidance_per_subject "
                            "must be positive")

@@ -8,7 +8,7 @@ adversarial loss from a small PatchGAN, switched on after a warm-up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
@@ -110,12 +110,9 @@ class AutoencoderLossWeights:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "AutoencoderLossWeights":
-        given = dict(cfg.get("autoencoder_loss") or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(given) - known)
-        if unknown:
-            raise G2IError(f"params.yaml: model.autoencoder_loss: unknown keys {unknown} (known: {sorted(known)})")
-        return cls(**given)
+        from ..config import from_section
+
+        return from_section(cls, cfg.get("autoencoder_loss"), "model.autoencoder_loss")
 
 
 def l1_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:

@@ -171,12 +171,9 @@ class DamsmConfig:
 
     @classmethod
     def from_params(cls, cfg: Mapping[str, Any]) -> "DamsmConfig":
-        given = dict(cfg or {})
-        unknown = sorted(set(given) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise G2IError(f"params.yaml: model.gan.attngan.damsm: unknown keys {unknown} "
-                           f"(known: {sorted(cls.__dataclass_fields__)})")
-        return cls(**given)
+        from ..config import from_section
+
+        return from_section(cls, cfg, "model.gan.attngan.damsm")
 
 
 def _noise(generator: torch.Generator, device, *shape: int) -> torch.Tensor:

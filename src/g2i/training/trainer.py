@@ -93,15 +93,13 @@ class TrainConfig:
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "TrainConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise G2IError(f"params.yaml: unknown training key(s) {unknown}; known: {sorted(known)}")
+        from ..config import from_section
+
         betas = section.get("betas", cls.betas)
         if not (isinstance(betas, (list, tuple)) and len(betas) == 2
                 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
             raise G2IError(f"params.yaml: training betas must be two numbers in [0, 1), got {betas!r}")
-        cfg = cls(**{**section, "betas": (float(betas[0]), float(betas[1]))})
+        cfg = from_section(cls, section, "training", betas=(float(betas[0]), float(betas[1])))
         if cfg.max_steps <= 0 or cfg.batch_size <= 0 or cfg.checkpoint_every <= 0:
             raise G2IError("params.yaml: max_steps, batch_size and checkpoint_every must be positive")
         if cfg.cpu_mixed_precision not in CPU_PRECISIONS:
