@@ -40,6 +40,7 @@ POINTS = ({"per_subject": 1, "per_class": 6, "n_counterfactual": 2}, {"per_subje
 # The probe's set is its own: training subjects whose eps_theta is probed (params.yaml: probe.n_subjects, 64). At
 # 256 x 256 on a CPU its forward passes take minutes per subject and model, so it runs at 2 and 6 subjects.
 PROBE_POINTS = (2, 6)
+SYNTHESIZE_RECORD = "synthesize.json"   # the cohort's measurement, kept in --workdir for --resume
 
 
 def set_images(sample: dict, n_test: int) -> int:
@@ -78,8 +79,11 @@ def scratch_repo(work: Path, subjects: int) -> Path:
 
 
 def environment(repo: Path) -> dict:
-    """The venv first on PATH, the scratch repo's own MLflow store, no analytics."""
+    """The venv first on PATH, the scratch repo's own copy of the code first on the import path (the venv's
+    editable install points at the checkout, which may change during a half-hour run), the scratch repo's own
+    MLflow store, no analytics."""
     return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(repo / "src"), os.environ.get("PYTHONPATH")])),
             "MLFLOW_TRACKING_URI": f"sqlite:///{repo}/mlflow.db", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
@@ -183,6 +187,8 @@ def main() -> int:
     stages = {}
     if args.resume and (work / "repo" / "data" / "raw.dvc").is_file():
         repo = work / "repo"        # its cohort and finished stages are kept; synthesize is not timed again
+        if (work / SYNTHESIZE_RECORD).is_file():
+            stages["synthesize"] = json.loads((work / SYNTHESIZE_RECORD).read_text())
     else:
         repo = scratch_repo(work, args.subjects)
         sh(repo, "git", "init", "-q")
@@ -192,6 +198,7 @@ def main() -> int:
         print(f"  {'synthesize':24s} {wall:7.1f} s  {peak:6.2f} GiB", flush=True)
         sh(repo, "dvc", "add", "data/raw", "-q")
         stages["synthesize"] = {"wall_s": round(wall, 1), "peak_gib": round(peak, 2)}
+        (work / SYNTHESIZE_RECORD).write_text(json.dumps(stages["synthesize"]))
     print(f"paper profile end to end in {repo} ({describe()})", flush=True)
     stages.update(run_stages(repo))
     n_test = 9
