@@ -204,6 +204,9 @@ def test_each_variant_trains_saves_loads_and_generates(tiny, tmp_path, variant):
     result = train_gan(variant, PARAMS, tiny, tmp_path / "model", tmp_path / "ckpt",
                        log=lambda metrics, step: logged.append((step, metrics)))
     assert result["steps"] == 4 and np.isfinite(result["final_loss"]) and result["parameters"] > 0
+    # a rerun finds the checkpoint complete: nothing trains, the same losses come back from the checkpoint
+    again = train_gan(variant, PARAMS, tiny, tmp_path / "model", tmp_path / "ckpt", log=logged.append)
+    assert again == result
     assert [s for s, metrics in logged if "d" in metrics] == [1, 2, 3, 4]
     if variant == "attngan":
         assert any("damsm_loss" in metrics for _, metrics in logged)  # the DAMSM was pre-trained first

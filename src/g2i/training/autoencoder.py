@@ -8,7 +8,6 @@ autoencoder gets L1 + SSIM + KL + adversarial, the discriminator only its least-
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,7 +27,6 @@ from ..models.ssim import ssim
 from .trainer import TrainConfig, Trainer, prepare_checkpoints, settings_fingerprint
 
 DATA_RANGE = 2.0  # slices are scaled to [-1, 1]
-LAST_METRICS = "last_metrics.json"
 EVAL_BATCH = 64
 N_FIGURE = 6
 
@@ -135,11 +133,8 @@ def train_autoencoder(params: Mapping[str, Any], paths: ProcessedPaths, out_dir:
     train, val = load_split(paths, "train"), load_split(paths, "val")
 
     prepare_checkpoints(checkpoint_dir, fingerprint(params, train))
-    last_metrics = checkpoint_dir / LAST_METRICS
 
     def log(metrics: dict, step: int) -> None:
-        # remembered on disk so that a rerun after a finished run still reports the final losses
-        write_json(last_metrics, {"step": step, "metrics": metrics})
         if run is not None:
             import mlflow
 
@@ -151,9 +146,7 @@ def train_autoencoder(params: Mapping[str, Any], paths: ProcessedPaths, out_dir:
     trainer: Trainer | None = None
     trainer = Trainer(modules, make_loss_fn(weights, lambda: trainer.step), len(train),
                       lambda idx: {"x_0": train[idx]}, cfg, checkpoint_dir, log=log, progress=progress)
-    final = trainer.fit()
-    if not final and last_metrics.is_file():  # the checkpoint was already complete: nothing was trained
-        final = json.loads(last_metrics.read_text())["metrics"]
+    final = trainer.fit()   # the last step's losses, also when a rerun finds the checkpoint complete
 
     vae = trainer.ema_modules()["vae"].eval()
     scaling = set_scaling_factor(vae, encoder_means(vae, train))

@@ -62,7 +62,6 @@ from .autoencoder import frozen_call, prepare_checkpoints
 from .trainer import TrainConfig, Trainer
 
 DAMSM_DIR = "damsm"
-LAST_METRICS = "last_metrics.json"
 BN_RECALIBRATION_BATCHES = 16
 
 
@@ -312,12 +311,10 @@ def _fingerprint(variant: str, params: Mapping[str, Any], cfg: TrainConfig, data
     return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _recorder(folder: Path, log, prefix: str = ""):
-    """Forward metrics to `log` and remember the last ones on disk (a rerun after a finished run still
-    reports them)."""
+def _recorder(log, prefix: str = ""):
+    """Forward metrics to `log`, their names prefixed (the DAMSM pre-training's: damsm_)."""
 
     def record(metrics: dict, step: int) -> None:
-        write_json(folder / f"{prefix}{LAST_METRICS}", {"step": step, "metrics": metrics})
         if log is not None:
             log({f"{prefix}{k}": v for k, v in metrics.items()}, step)
 
@@ -340,7 +337,7 @@ def pretrain_damsm(model_cfg: Mapping[str, Any], damsm: DamsmConfig, data: dict[
     folder.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(modules, damsm_pretrain_loss(damsm), len(data["x_0"]),
                       lambda idx: {k: v[idx] for k, v in data.items()}, pre_cfg, folder,
-                      log=_recorder(folder, log, "damsm_"))
+                      log=_recorder(log, "damsm_"))
     trainer.fit()
     trained = trainer.unwrapped
     encoders = trained["genotype_encoder"], trained["damsm_image"]
@@ -450,7 +447,7 @@ def _train_gan(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, o
     image_size = _image_size(data["x_0"])
     gan_cfg = gan_config(model_cfg, variant)
     prepare_checkpoints(checkpoint_dir, _fingerprint(variant, params, cfg, data))
-    record = _recorder(checkpoint_dir, log)
+    record = _recorder(log)
 
     terms = gan_terms(variant, gan_cfg)  # validates the loss settings before any training
     pretrained: dict[str, nn.Module] = {}
@@ -464,10 +461,7 @@ def _train_gan(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, o
 
     trainer = Trainer(modules, summed(terms), len(data["x_0"]), lambda idx: {k: v[idx] for k, v in data.items()}, cfg,
                       checkpoint_dir, log=record)
-    final = trainer.fit()
-    last = checkpoint_dir / LAST_METRICS
-    if not final and last.is_file():  # the checkpoint was already complete: nothing was trained
-        final = json.loads(last.read_text())["metrics"]
+    final = trainer.fit()   # the last step's losses, also when a rerun finds the checkpoint complete
 
     ema = trainer.ema_modules()
     saved = {"generator": ema["generator"]}
