@@ -277,3 +277,26 @@ def test_cgan_ignores_genotypes(tiny, tmp_path):
     images = generate_gan(tmp_path / "cgan", labels, two_genotypes(), torch.Generator().manual_seed(0))
     same = generate_gan(tmp_path / "cgan", labels, two_genotypes().flip(0), torch.Generator().manual_seed(0))
     assert torch.equal(images, same)  # CGAN is conditioned on the label only, as in the paper
+
+
+def test_gan_generation_batches_are_bounded_in_pixels(monkeypatch):
+    """sample.gan_batch_pixels caps a batch's output pixels: 256 images at 64 x 64 as before, fewer at 256 x 256."""
+    import g2i.training.gan as gan_module
+    from g2i.evaluation.models import gan_generator
+
+    calls = []
+    monkeypatch.setattr(gan_module, "load_gan", lambda path: LoadedGAN("cgan", None, None, {"image_size": 16}))
+
+    def fake_generate(loaded, labels, codes, generator):
+        calls.append(len(labels))
+        return torch.zeros(len(labels), 1, 16, 16)
+
+    monkeypatch.setattr(gan_module, "generate_gan", fake_generate)
+    images = gan_generator("unused", 16 * 16 * 4)(np.zeros((10, 3)), np.zeros(10, dtype=int), 0)
+    assert calls == [4, 4, 2] and images.shape == (10, 16, 16)
+    from g2i.config import load_params, resolve
+
+    from .conftest import ROOT
+
+    budget = {p: resolve(load_params(ROOT / "params.yaml"), p)["sample"]["gan_batch_pixels"] for p in ("demo", "paper")}
+    assert budget["demo"] // 64**2 == 256 and budget["paper"] // 256**2 == 16   # 256 slices per batch, as before

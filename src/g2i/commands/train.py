@@ -131,7 +131,8 @@ def run_gan(args: argparse.Namespace) -> None:
         picks = [int(np.flatnonzero(val.labels == c)[0]) for c in range(3) if (val.labels == c).any()]
         from ..vocabulary import codes_with_nan
 
-        images = gan_generator(model_dir)(codes_with_nan(val.codes[picks]), val.labels[picks], 0)
+        images = gan_generator(model_dir, int(params["sample"]["gan_batch_pixels"]))(
+            codes_with_nan(val.codes[picks]), val.labels[picks], 0)
         grid = args.reports / f"{variant}_samples.png"
         image_row(images, [("CN", "MCI", "AD")[int(val.labels[i])] for i in picks], grid, f"{variant}: EMA generator")
         _finish(args, result, grid, model_dir, checkpoints)

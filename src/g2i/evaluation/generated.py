@@ -39,6 +39,7 @@ class SampleConfig:
     guidance_models: tuple[str, ...] = ()    # diffusion models that get the sweep (it costs ~2x per w != 1)
     guidance_per_subject: int = 1            # images per validation subject at each w
     genotype_guidance_sweep: tuple[float, ...] = ()   # w_g tried at the chosen w_dx (models seeing both conditions)
+    gan_batch_pixels: int = 1048576          # a GAN baseline's generation batch, in output pixels (params.yaml)
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "SampleConfig":
@@ -46,9 +47,9 @@ class SampleConfig:
 
         cfg = from_section(cls, section, "sample", **{key: tuple(section.get(key) or ()) for key in
                                                       ("guidance_sweep", "guidance_models", "genotype_guidance_sweep")})
-        if min(cfg.per_subject, cfg.per_class, cfg.n_counterfactual, cfg.guidance_per_subject) <= 0:
-            raise G2IError("params.yaml: sample.per_subject, per_class, n_counterfactual and guidance_per_subject "
-                           "must be positive")
+        if min(cfg.per_subject, cfg.per_class, cfg.n_counterfactual, cfg.guidance_per_subject, cfg.gan_batch_pixels) <= 0:
+            raise G2IError("params.yaml: sample.per_subject, per_class, n_counterfactual, guidance_per_subject and "
+                           "gan_batch_pixels must be positive")
         for key in ("guidance_sweep", "genotype_guidance_sweep"):
             bad = [w for w in getattr(cfg, key) if not (isinstance(w, (int, float)) and 0 <= w <= 20)]
             if bad:

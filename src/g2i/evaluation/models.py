@@ -23,7 +23,7 @@ def load_generator(model_dir: str | Path, params: Mapping[str, Any], progress: b
         from ..training.gan import GAN_VARIANTS
 
         if json.loads(info.read_text()).get("variant") in GAN_VARIANTS:
-            return gan_generator(model_dir), {"sampler": "gan", "passes": 1}
+            return gan_generator(model_dir, int(params["sample"]["gan_batch_pixels"])), {"sampler": "gan", "passes": 1}
     raise G2IError(f"{model_dir}: no trained model here; run `dvc repro` (or `g2i train --variant "
                    f"{model_dir.name}`) first")
 
@@ -41,8 +41,10 @@ def guidance_settings(w: float, w_g: float) -> dict:
     return {"guidance_scale": float(w), "genotype_guidance_scale": None if float(w_g) == float(w) else float(w_g)}
 
 
-def gan_generator(model_dir: Path, batch_size: int = 256) -> Generate:
-    """`generate` for a GAN baseline: one forward pass per batch; z from a CPU generator seeded by `seed`."""
+def gan_generator(model_dir: Path, batch_pixels: int) -> Generate:
+    """`generate` for a GAN baseline: one forward pass per batch of at most `batch_pixels` output pixels
+    (`sample.gan_batch_pixels`: 256 images at 64 x 64, 16 at 256 x 256, so memory does not grow with the image
+    size); z from a CPU generator seeded by `seed`."""
     import numpy as np
     import torch
 
@@ -58,6 +60,7 @@ def gan_generator(model_dir: Path, batch_size: int = 256) -> Generate:
         codes = torch.from_numpy(codes_from_nan(genotypes))
         labels_t = torch.as_tensor(np.asarray(labels, dtype=np.int64))
         generator = torch.Generator().manual_seed(int(seed))
+        batch_size = max(1, int(batch_pixels) // (size * size))
         parts = [generate_gan(loaded, labels_t[i:i + batch_size], codes[i:i + batch_size], generator)[:, 0].numpy()
                  for i in range(0, len(labels_t), batch_size)]
         return np.concatenate(parts).astype(np.float32)
