@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -40,7 +39,9 @@ POINTS = ({"per_subject": 1, "per_class": 6, "n_counterfactual": 2}, {"per_subje
 # The probe's set is its own: training subjects whose eps_theta is probed (params.yaml: probe.n_subjects, 64). At
 # 256 x 256 on a CPU its forward passes take minutes per subject and model, so it runs at 2 and 6 subjects.
 PROBE_POINTS = (2, 6)
-SYNTHESIZE_RECORD = "synthesize.json"   # the cohort's measurement, kept in --workdir for --resume
+SYNTHESIZE_RECORD = "synthesize.json"
+N_TEST = 9                              # test subjects of the scratch cohort (3 per class)
+GANS = ("cgan", "stackgan", "attngan")   # the cohort's measurement, kept in --workdir for --resume
 
 
 def set_images(sample: dict, n_test: int) -> int:
@@ -161,18 +162,86 @@ def serve_one_request(repo: Path) -> dict:
 
 def extrapolate(first: dict, second: dict, sizes: dict[str, tuple[float, float, float]]) -> dict:
     """Peak memory at the full set size, per stage, from a line through two measured points; `sizes` maps a
-    stage kind (sample, probe, ...) to (x1, x2, x_full) in its own unit."""
+    stage (or its kind: sample, probe, ...) to (x1, x2, x_full) in its own unit."""
     out = {}
     for stage in sorted(set(first) & set(second)):
         if stage.split("@")[0] not in SCALED:
             continue
-        x1, x2, x_full = sizes[stage.split("@")[0]]
+        x1, x2, x_full = sizes[stage] if stage in sizes else sizes[stage.split("@")[0]]
         m1, m2 = first[stage]["peak_gib"], second[stage]["peak_gib"]
         slope = (m2 - m1) / (x2 - x1)
         out[stage] = {"points": [x1, x2], "full": x_full, "peak_gib_points": [m1, m2],
                       "gib_per_1000": round(1000 * slope, 3),
-                      "peak_gib_full": round(max(m1, m2, m2 + slope * (x_full - x2)), 2)}
+                      # memory that does not grow: the larger measurement; else the line (also below x1: a
+                      # sample stage whose batch at the paper's size is smaller than the measured calls)
+                      "peak_gib_full": round(max(m1, m2) if slope <= 0 else m1 + slope * (x_full - x1), 2)}
     return out
+
+
+def largest_call(sample: dict, n_test: int) -> int:
+    """Images in the largest single generation call of one model (test set, augment set: an upper bound)."""
+    return max(sample["per_subject"] * n_test, 3 * sample["per_class"], sample["n_counterfactual"])
+
+
+def set_sizes(n_test: int) -> dict[str, tuple[float, float, float]]:
+    """(x at point 1, x at point 2, x at the paper profile's full sizes) per stage kind, each in the unit its memory
+    grows with: a sample stage holds one generation batch, so the largest call capped at the batch (GANs:
+    sample.gan_batch_pixels / 256^2; diffusion: sampling.batch_size); evaluate and classify hold every image of a
+    model; the probe, its training subjects."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    paper = params["profiles"]["paper"]
+
+    def section(name: str) -> dict:
+        return {**params[name], **paper.get(name, {})}
+
+    full_test = 3 * paper["split"]["test_per_class"]
+    calls = [largest_call(p, n_test) for p in POINTS]
+    full_call = largest_call(section("sample"), full_test)
+    gan_batch = max(1, int(section("sample")["gan_batch_pixels"]) // 256**2)
+    return {"sample_gan": (*calls, min(full_call, gan_batch)),
+            "sample": (*calls, min(full_call, int(section("sampling")["batch_size"]))),
+            "evaluate": (*(set_images(p, n_test) for p in POINTS), set_images(section("sample"), full_test)),
+            "classify": (*(set_images(p, n_test) for p in POINTS), set_images(section("sample"), full_test)),
+            "probe": (*PROBE_POINTS, int(section("probe")["n_subjects"]))}
+
+
+def size_kind(stage: str) -> str:
+    kind, _, item = stage.partition("@")
+    return "sample_gan" if kind == "sample" and item in GANS else kind
+
+
+def write_report(result: dict, out: Path) -> None:
+    """paper_e2e.json and paper_e2e.md from a run's measurements (the extrapolation is recomputed here)."""
+    sizes = set_sizes(result.get("n_test", N_TEST))
+    result = {**result, "sizes": sizes,
+              "extrapolated": extrapolate(result["stages"], result["second_point"],
+                                          {stage: sizes[size_kind(stage)] for stage in result["second_point"]
+                                           if size_kind(stage) in sizes})}
+    served = result["served"]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "paper_e2e.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = ["# The paper profile end to end on CPU", "",
+             f"`python benchmarks/paper_e2e.py --out {out}`: {result['subjects']} synthetic subjects on the 1 mm grid, "
+             f"256 x 256 slices, the paper profile's networks with 2 training steps each; {result['machine']}; "
+             f"{result['wall_seconds'] / 60:.1f} min in all. Peak memory: the largest resident set of dvc and the "
+             "stage process (wait4).", "",
+             "| stage | wall s | peak GiB |", "|---|---|---|"]
+    lines += [f"| {name} | {row['wall_s']} | {row['peak_gib']} |" for name, row in result["stages"].items()]
+    lines += ["", "Stages whose memory grows with the generated sets, measured at two sizes, with a straight line "
+              "through the two points to the paper profile's size, each along the size it grows with: a sample "
+              "stage with its largest generation call up to one batch (GANs: `sample.gan_batch_pixels`, 16 slices "
+              "at 256 x 256; diffusion: `sampling.batch_size`); evaluate and classify with all of a model's "
+              "images (49 per test subject x 81, 500 per class, 128 e4-sweep subjects); the probe with its "
+              "training subjects. An extrapolation, not a measurement.", "",
+              "| stage | sizes measured -> paper | peak GiB (two points) | GiB per 1000 | extrapolated peak GiB |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {name} | {row['points'][0]}, {row['points'][1]} -> {row['full']} | {row['peak_gib_points'][0]}, "
+              f"{row['peak_gib_points'][1]} | {row['gib_per_1000']} | {row['peak_gib_full']} |"
+              for name, row in result["extrapolated"].items()]
+    lines += ["", f"`g2i register` then `mlflow models serve`: one request (the README's example row, 2 steps) answered "
+              f"with HTTP {served['status']}, a {served['height']} x {served['width']} image, in {served['seconds']} s."]
+    (out / "paper_e2e.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out / 'paper_e2e.md'} ({result['wall_seconds'] / 60:.1f} min)")
 
 
 def main() -> int:
@@ -181,7 +250,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("reports/paper_e2e"), help="paper_e2e.json and .md go here")
     parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--resume", action="store_true", help="reuse --workdir's cohort and finished stages")
+    parser.add_argument("--render", type=Path, default=None,
+                        help="only rewrite --out's report from this paper_e2e.json (e.g. after a params change)")
     args = parser.parse_args()
+    if args.render:
+        write_report(json.loads(args.render.read_text()), args.out)
+        return 0
     work = args.workdir or Path(tempfile.mkdtemp(prefix="g2i-paper-e2e-"))
     begin = time.perf_counter()
     stages = {}
@@ -201,7 +275,6 @@ def main() -> int:
         (work / SYNTHESIZE_RECORD).write_text(json.dumps(stages["synthesize"]))
     print(f"paper profile end to end in {repo} ({describe()})", flush=True)
     stages.update(run_stages(repo))
-    n_test = 9
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["profiles"]["paper"]["sample"].update(POINTS[1])
     params["probe"]["n_subjects"] = PROBE_POINTS[1]
@@ -210,38 +283,9 @@ def main() -> int:
     second = run_stages(repo)
     sh(repo, "g2i", "register", "--models", "g2i_l_att")
     served = serve_one_request(repo)
-    full_params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    paper = full_params["profiles"]["paper"]
-    x1, x2 = (set_images(p, n_test) for p in POINTS)
-    x_full = set_images(paper["sample"], 3 * paper["split"]["test_per_class"])
-    probe_full = int(paper.get("probe", full_params["probe"])["n_subjects"])
-    sizes = {kind: (x1, x2, x_full) for kind in SCALED} | {"probe": (*PROBE_POINTS, probe_full)}
-    result = {"machine": describe(), "subjects": args.subjects, "slice_size": 256, "stages": stages,
-              "second_point": second, "points_images_per_model": [x1, x2], "full_images_per_model": x_full,
-              "extrapolated": extrapolate(stages, second, sizes), "served": served,
-              "wall_seconds": round(time.perf_counter() - begin, 1)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "paper_e2e.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = ["# The paper profile end to end on CPU", "",
-             f"`python benchmarks/paper_e2e.py --out {args.out}`: {args.subjects} synthetic subjects on the 1 mm grid, "
-             f"256 x 256 slices, the paper profile's networks with 2 training steps each; {result['machine']}; "
-             f"{result['wall_seconds'] / 60:.1f} min in all. Peak memory: the largest resident set of dvc and the "
-             "stage process (wait4).", "",
-             "| stage | wall s | peak GiB |", "|---|---|---|"]
-    lines += [f"| {name} | {row['wall_s']} | {row['peak_gib']} |" for name, row in stages.items()]
-    lines += ["", f"Set-size-dependent stages at {x1} and {x2} generated images per model, and a straight line "
-              f"through the two points to the paper profile's {x_full} (49 per test subject x 81, 500 per class, "
-              f"128 e4-sweep subjects); the probe at {PROBE_POINTS[0]} and {PROBE_POINTS[1]} training subjects, "
-              f"extrapolated to the profile's {probe_full}: an extrapolation, not a measurement.", "",
-              "| stage | set sizes measured -> full | peak GiB (two points) | GiB per 1000 | extrapolated peak GiB |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {name} | {row['points'][0]}, {row['points'][1]} -> {row['full']} | {row['peak_gib_points'][0]}, "
-              f"{row['peak_gib_points'][1]} | {row['gib_per_1000']} | {row['peak_gib_full']} |"
-              for name, row in result["extrapolated"].items()]
-    lines += ["", f"`g2i register` then `mlflow models serve`: one request (the README's example row, 2 steps) answered "
-              f"with HTTP {served['status']}, a {served['height']} x {served['width']} image, in {served['seconds']} s."]
-    (args.out / "paper_e2e.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out / 'paper_e2e.md'} ({result['wall_seconds'] / 60:.1f} min)")
+    result = {"machine": describe(), "subjects": args.subjects, "slice_size": 256, "n_test": N_TEST, "stages": stages,
+              "second_point": second, "served": served, "wall_seconds": round(time.perf_counter() - begin, 1)}
+    write_report(result, args.out)
     return 0
 
 

@@ -86,3 +86,27 @@ def test_paper_e2e_extrapolates_each_set_size_stage_along_its_own_axis():
     assert out["evaluate"]["peak_gib_full"] == 11.0 and out["evaluate"]["gib_per_1000"] == 10.0
     assert out["probe"]["peak_gib_full"] == pytest.approx(2.4 + 0.1 * 58) and out["probe"]["full"] == 64
     assert out["sample@g2i"]["peak_gib_full"] == 1.0   # memory that does not grow: the measured maximum
+
+
+def test_paper_e2e_report_renders_from_a_run_record(tmp_path):
+    """--render: the Markdown and JSON come from a run's measurements; a GAN sample stage is extrapolated to its
+    16-slice batch at 256 x 256 (below the measured calls), a diffusion one to sampling.batch_size."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("paper_e2e", ROOT / "benchmarks" / "paper_e2e.py")
+    paper_e2e = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paper_e2e)
+    record = {"machine": "a CPU", "subjects": 36, "slice_size": 256, "n_test": 9, "wall_seconds": 600.0,
+              "stages": {"synthesize": {"wall_s": 300.0, "peak_gib": 0.9}, "sample@cgan": {"wall_s": 9.0, "peak_gib": 1.1},
+                         "sample@ldm": {"wall_s": 50.0, "peak_gib": 2.3}},
+              "second_point": {"sample@cgan": {"wall_s": 12.0, "peak_gib": 2.6}, "sample@ldm": {"wall_s": 90.0, "peak_gib": 2.3}},
+              "served": {"status": 200, "height": 256, "width": 256, "seconds": 3.0}}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    paper_e2e.write_report(json.loads((tmp_path / "run.json").read_text()), tmp_path / "out")
+    result = json.loads((tmp_path / "out" / "paper_e2e.json").read_text())
+    gan, ldm = result["extrapolated"]["sample@cgan"], result["extrapolated"]["sample@ldm"]
+    assert gan["full"] == 16 and gan["points"] == [18, 54] and gan["peak_gib_full"] < 1.1
+    assert ldm["full"] == PAPER["sampling"]["batch_size"] and ldm["peak_gib_full"] == 2.3
+    text = (tmp_path / "out" / "paper_e2e.md").read_text()
+    assert "| synthesize | 300.0 | 0.9 |" in text and "| sample@cgan | 18, 54 -> 16 |" in text
