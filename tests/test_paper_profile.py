@@ -101,7 +101,7 @@ def test_paper_e2e_report_renders_from_a_run_record(tmp_path):
               "stages": {"synthesize": {"wall_s": 300.0, "peak_gib": 0.9}, "sample@cgan": {"wall_s": 9.0, "peak_gib": 1.1},
                          "sample@ldm": {"wall_s": 50.0, "peak_gib": 2.3}},
               "second_point": {"sample@cgan": {"wall_s": 12.0, "peak_gib": 2.6}, "sample@ldm": {"wall_s": 90.0, "peak_gib": 2.3}},
-              "served": {"status": 200, "height": 256, "width": 256, "seconds": 3.0}}
+              "served": {"status": 200, "height": 256, "width": 256, "seconds": 3.0, "register_and_serve_s": 40.0}}
     (tmp_path / "run.json").write_text(json.dumps(record))
     paper_e2e.write_report(json.loads((tmp_path / "run.json").read_text()), tmp_path / "out")
     result = json.loads((tmp_path / "out" / "paper_e2e.json").read_text())

@@ -60,3 +60,17 @@ def test_timesteps_outside_the_schedule_are_refused():
     pipe = tiny_pipeline("g2i_l_att")
     with pytest.raises(ValueError, match="timesteps"):
         conditioning_probe(pipe, CODES, LABELS, latents(pipe), timesteps=(10, 10_000))
+
+
+def test_sliced_forward_passes_give_the_one_batch_answer():
+    """probe.batch_size bounds memory at the paper's sizes by running the U-Net on slices of the subjects; the
+    figures match one batch (float rounding aside), slices of unequal size included (6 rows as 4 + 2)."""
+    pipe = tiny_pipeline("g2i_l_att")
+    whole = conditioning_probe(pipe, CODES, LABELS, latents(pipe), timesteps=(10, 40))
+    for batch in (4, 1):
+        sliced = conditioning_probe(pipe, CODES, LABELS, latents(pipe), timesteps=(10, 40), batch_size=batch)
+        for t in (10, 40):
+            for key, value in whole["denoiser"][t].items():
+                assert sliced["denoiser"][t][key] == pytest.approx(value, rel=1e-4, abs=1e-7), (batch, t, key)
+        assert sliced["attention"]["mean_weight"] == pytest.approx(whole["attention"]["mean_weight"], rel=1e-5)
+        assert sliced["attention"]["layers"] == whole["attention"]["layers"]

@@ -71,13 +71,15 @@ def run(args: argparse.Namespace) -> None:
     torch.manual_seed(int(cfg["seed"]))
     for model in model_names(args.models):
         pipe = load_variant(args.models_dir / model)
+        batch = int(cfg["batch_size"])
         with torch.no_grad():
-            z_0 = encode_mean(pipe.vae, x) * pipe.vae.config.scaling_factor
+            z_0 = torch.cat([encode_mean(pipe.vae, x[i:i + batch]) for i in range(0, len(x), batch)])
+            z_0 = z_0 * pipe.vae.config.scaling_factor
         print(f"probing {model} ...")
         T = len(pipe.scheduler.alphas_cumprod)
         results[model] = conditioning_probe(pipe, train.codes[rows], train.labels[rows], z_0,
                                             timesteps=[int(f * T) for f in cfg["timestep_fractions"]],
-                                            seed=int(cfg["seed"]))
+                                            seed=int(cfg["seed"]), batch_size=batch)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "probe.json", json_safe(results))
     text = probe_markdown(results, len(rows))

@@ -28,8 +28,20 @@ def _rms(x: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+def batched(unet, z_t: torch.Tensor, steps: torch.Tensor, onehot, tokens, batch_size: int | None) -> torch.Tensor:
+    """unet(z_t, steps, onehot, tokens) in slices of at most `batch_size` rows (probe.batch_size): the memory of
+    a forward pass at the paper's 64 x 64 latents grows with the rows; one call when they fit (or None)."""
+    n = len(z_t)
+    if batch_size is None or n <= batch_size:
+        return unet(z_t, steps, onehot, tokens)
+    part = lambda x, i: None if x is None else x[i:i + batch_size]  # noqa: E731
+    return torch.cat([unet(z_t[i:i + batch_size], steps[i:i + batch_size], part(onehot, i), part(tokens, i))
+                      for i in range(0, n, batch_size)])
+
+
 def conditioning_probe(pipe, codes: np.ndarray, labels: np.ndarray, z_0: torch.Tensor,
-                       timesteps: Sequence[int] = (50, 250, 500, 750), seed: int = 0) -> dict[str, Any]:
+                       timesteps: Sequence[int] = (50, 250, 500, 750), seed: int = 0,
+                       batch_size: int | None = None) -> dict[str, Any]:
     """Sensitivity of T_theta, eps_theta and the cross-attention to the APOE e4 token of one pipeline.
 
     codes: B x F genotype codes (0/1/2, 3 = missing) in the pipeline's SNP order (APOE4 last or named in
@@ -75,9 +87,10 @@ def conditioning_probe(pipe, codes: np.ndarray, labels: np.ndarray, z_0: torch.T
         z_t = abar.sqrt() * z_0 + (1 - abar).sqrt() * noise
         steps = torch.full((len(z_0),), int(t), dtype=torch.long)
         null_tokens = encoder.null(len(z_0)) if unet.uses_genotype else None
-        eps = {"null": unet(z_t, steps, torch.zeros_like(onehot) if onehot is not None else None, null_tokens)}
+        eps = {"null": batched(unet, z_t, steps, torch.zeros_like(onehot) if onehot is not None else None,
+                               null_tokens, batch_size)}
         for name in ("own", "e4_0", "e4_2", "swap") if unet.uses_genotype else ("own",):
-            eps[name] = unet(z_t, steps, onehot, tokens.get(name))
+            eps[name] = batched(unet, z_t, steps, onehot, tokens.get(name), batch_size)
         cond = _rms(eps["own"] - eps["null"])
         row = {"condition_rms": cond}
         if unet.uses_genotype:
@@ -87,11 +100,12 @@ def conditioning_probe(pipe, codes: np.ndarray, labels: np.ndarray, z_0: torch.T
         out["denoiser"][int(t)] = row
     if unet.uses_genotype:   # None for g2i_l_noatt: it has no cross-attention module
         out["attention"] = apoe_attention(unet, z_0, labels_t, onehot, tokens["own"], apoe, alphas, generator,
-                                          t=int(sorted(timesteps)[len(timesteps) // 2]))
+                                          t=int(sorted(timesteps)[len(timesteps) // 2]), batch_size=batch_size)
     return out
 
 
-def apoe_attention(unet, z_0, labels, onehot, tokens, apoe: int, alphas, generator, t: int) -> dict | None:
+def apoe_attention(unet, z_0, labels, onehot, tokens, apoe: int, alphas, generator, t: int,
+                   batch_size: int | None = None) -> dict | None:
     """Mean cross-attention weight on the APOE token (all cross-attention layers, heads and queries).
 
     Recomputed from each cross-attention module's own projections via forward hooks, so nothing in the
@@ -111,18 +125,24 @@ def apoe_attention(unet, z_0, labels, onehot, tokens, apoe: int, alphas, generat
         q = q.view(q.shape[0], -1, heads, q.shape[-1] // heads).transpose(1, 2)
         k = k.view(k.shape[0], -1, heads, k.shape[-1] // heads).transpose(1, 2)
         weights = torch.softmax(q @ k.transpose(-1, -2) * module.scale, dim=-1)
-        shares.append(float(weights[..., apoe].mean()))
+        shares.append((float(weights[..., apoe].mean()), len(hidden)))
 
     handles = [m.register_forward_hook(hook, with_kwargs=True) for m in layers]
     try:
         noise = torch.randn(z_0.shape, generator=generator)
         abar = alphas[int(t)]
-        unet(abar.sqrt() * z_0 + (1 - abar).sqrt() * noise, torch.full((len(z_0),), int(t), dtype=torch.long),
-             onehot, tokens)
+        batched(unet, abar.sqrt() * z_0 + (1 - abar).sqrt() * noise, torch.full((len(z_0),), int(t), dtype=torch.long),
+                onehot, tokens, batch_size)
     finally:
         for h in handles:
             h.remove()
     if not shares:
         return None
-    return {"mean_weight": float(np.mean(shares)), "uniform": 1.0 / tokens.shape[1],
-            "over_uniform": float(np.mean(shares)) * tokens.shape[1], "layers": len(shares), "t": int(t)}
+    rows = {n for _, n in shares}
+    if len(rows) == 1:   # one batch (or equal slices): the plain mean
+        mean = float(np.mean([share for share, _ in shares]))
+    else:                # slices of several sizes: each layer-slice mean weighted by its rows
+        mean = float(sum(share * n for share, n in shares) / sum(n for _, n in shares))
+    layers = len(shares) // (1 if batch_size is None else -(-len(z_0) // batch_size))
+    return {"mean_weight": mean, "uniform": 1.0 / tokens.shape[1],
+            "over_uniform": mean * tokens.shape[1], "layers": layers, "t": int(t)}
