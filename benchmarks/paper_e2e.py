@@ -245,7 +245,7 @@ def write_report(result: dict, out: Path) -> None:
     lines += [f"| {name} | {row['points'][0]}, {row['points'][1]} -> {row['full']} | {row['peak_gib_points'][0]}, "
               f"{row['peak_gib_points'][1]} | {row['gib_per_1000']} | {row['peak_gib_full']} |"
               for name, row in result["extrapolated"].items()]
-    lines += ["", f"`g2i register` then `mlflow models serve`: one request (the README's example row, 2 steps) answered "
+    lines += ["", f"`g2i register` then `mlflow models serve`: one request (a row over the model's SNP columns, APOE4 = 2, AD, 2 steps) answered "
               f"with HTTP {served['status']}, a {served['height']} x {served['width']} image, in {served['seconds']} s."]
     (out / "paper_e2e.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out / 'paper_e2e.md'} ({result['wall_seconds'] / 60:.1f} min)")
