@@ -138,10 +138,9 @@ def apoe_attention(unet, z_0, labels, onehot, tokens, apoe: int, alphas, generat
             h.remove()
     if not shares:
         return None
-    rows = {n for _, n in shares}
-    if len(rows) == 1:   # one batch (or equal slices): the plain mean
+    if batch_size is None or len(z_0) <= batch_size:   # one call: the plain mean over layers
         mean = float(np.mean([share for share, _ in shares]))
-    else:                # slices of several sizes: each layer-slice mean weighted by its rows
+    else:   # slices: each layer-slice mean weighted by its rows (the last slice may be shorter)
         mean = float(sum(share * n for share, n in shares) / sum(n for _, n in shares))
     layers = len(shares) // (1 if batch_size is None else -(-len(z_0) // batch_size))
     return {"mean_weight": mean, "uniform": 1.0 / tokens.shape[1],
