@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..config import from_section
 from ..errors import G2IError
 from ..io.atomic import atomic_dir
 from ..vocabulary import DIAGNOSES, N_CLASSES
@@ -112,8 +113,6 @@ class ClassifierConfig:
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "ClassifierConfig":
         """Build from a params.yaml section; unknown keys and out-of-range values are user errors."""
-        from ..config import from_section
-
         cfg = from_section(cls, section, "classifier")
         problems = []
         if not cfg.channels or min(cfg.channels) <= 0:

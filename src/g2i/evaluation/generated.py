@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..data.dataset import SliceGenotypeDataset
+from ..config import from_section
 from ..errors import G2IError
 from ..io.atomic import atomic_file
 from ..vocabulary import DOSES, codes_with_nan
@@ -43,8 +44,6 @@ class SampleConfig:
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "SampleConfig":
-        from ..config import from_section
-
         cfg = from_section(cls, section, "sample", **{key: tuple(section.get(key) or ()) for key in
                                                       ("guidance_sweep", "guidance_models", "genotype_guidance_sweep")})
         if min(cfg.per_subject, cfg.per_class, cfg.n_counterfactual, cfg.guidance_per_subject, cfg.gan_batch_pixels) <= 0:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from torch import nn
 
+from ..config import from_section
 from ..errors import G2IError
 from .settings import check_groups, require, section
 from .ssim import ssim
@@ -110,8 +111,6 @@ class AutoencoderLossWeights:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "AutoencoderLossWeights":
-        from ..config import from_section
-
         return from_section(cls, cfg.get("autoencoder_loss"), "model.autoencoder_loss")
 
 

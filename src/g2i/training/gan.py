@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
+from ..config import from_section
 from ..errors import G2IError
 from ..io.atomic import atomic_dir, write_json
 from ..models.denoiser import diagnosis_onehot
@@ -170,8 +171,6 @@ class DamsmConfig:
 
     @classmethod
     def from_params(cls, cfg: Mapping[str, Any]) -> "DamsmConfig":
-        from ..config import from_section
-
         return from_section(cls, cfg, "model.gan.attngan.damsm")
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import from_section
 from ..errors import G2IError
 
 CHECKPOINTS = "checkpoints"
@@ -93,8 +94,6 @@ class TrainConfig:
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "TrainConfig":
-        from ..config import from_section
-
         betas = section.get("betas", cls.betas)
         if not (isinstance(betas, (list, tuple)) and len(betas) == 2
                 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
