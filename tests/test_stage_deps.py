@@ -73,3 +73,63 @@ def test_check_reports_missing_and_stale_code_and_rewrite_fixes_only_code(tmp_pa
 def test_every_stage_of_dvc_yaml_lists_the_code_it_runs():
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     assert check(ROOT, dvc) == {}, "run `g2i stage-deps --write`"
+
+
+def _git(root: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def _dvc(root: Path, *args: str) -> str:
+    import subprocess
+    import sys
+
+    dvc = Path(sys.executable).with_name("dvc")
+    return subprocess.run([str(dvc), *args], cwd=root, check=True, capture_output=True, text=True).stdout
+
+
+def test_relock_records_code_and_params_and_keeps_output_hashes_without_the_outputs(tmp_path):
+    """`g2i stage-deps --lock` in a checkout without outputs: the lock it writes after a refactor (a script edit
+    that changes no output) and a params edit is byte for byte the lock `dvc repro` writes with the outputs."""
+    from g2i.stage_deps import relock
+
+    _tree(tmp_path, {
+        "in.txt": "raw\n",
+        "make_mid.sh": "cp in.txt mid.txt\n",
+        "params.yaml": "p: 1\nq: 1\n",
+        "dvc.yaml": """
+            stages:
+              mid:
+                cmd: sh make_mid.sh
+                deps: [make_mid.sh, in.txt]
+                params: [p]
+                outs: [mid.txt]
+              out:
+                cmd: cp mid.txt out.txt
+                deps: [mid.txt]
+                params: [q]
+                outs: [out.txt]
+            """,
+    })
+    _git(tmp_path, "init", "-q")
+    _dvc(tmp_path, "init", "-q")
+    _dvc(tmp_path, "config", "core.analytics", "false")
+    _dvc(tmp_path, "repro", "-q")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    recorded = (tmp_path / "dvc.lock").read_text()
+
+    assert relock(tmp_path) == []                                   # nothing moved: the lock is untouched
+    assert (tmp_path / "dvc.lock").read_text() == recorded
+
+    for out in ("mid.txt", "out.txt"):                              # a clone: outputs absent
+        (tmp_path / out).unlink()
+    (tmp_path / "make_mid.sh").write_text("# copy the raw file\ncp in.txt mid.txt\n")
+    (tmp_path / "params.yaml").write_text("p: 2\nq: 1\n")
+    assert relock(tmp_path) == ["mid"]                              # `out` reads neither
+    relocked = (tmp_path / "dvc.lock").read_text()
+    assert relocked != recorded and "p: 2" in relocked
+
+    _dvc(tmp_path, "repro", "-q", "--force")                        # the outputs back, by DVC itself
+    assert (tmp_path / "dvc.lock").read_text() == relocked

@@ -113,3 +113,36 @@ def rewrite(root: Path, dvc: Any) -> dict[str, dict[str, list[str]]]:
         for offset, path in enumerate(change["missing"]):
             deps.insert(last + 1 + offset, path)
     return problems
+
+
+def relock(root: Path) -> list[str]:
+    """Re-record in dvc.lock what each stage's code and params hash to now, keeping the recorded hashes of
+    its data deps and outputs. For a checkout without the pipeline's outputs (a clone, CI) after a change
+    that does not change any output, such as a refactor: `dvc commit` would need the outputs present.
+    A dep counts as code when git tracks it (pipelines/, src/, gx/, resources); params are read from
+    params.yaml. Uses DVC's own hashing and lock writer, so the bytes match what `dvc repro` would write.
+    Returns the stages whose lock entry changed."""
+    import subprocess
+
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    from dvc.stage.serialize import to_lockfile
+    from dvc.utils.serialize import load_yaml
+
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=root, check=True, capture_output=True,
+                                 text=True).stdout.splitlines())
+    lock = root / "dvc.lock"
+    recorded = load_yaml(lock).get("stages", {}) if lock.exists() else {}
+    with Repo(str(root)) as repo:
+        # pipeline stages with a lock entry (a stage never run has no output hashes to keep)
+        stages = [s for s in repo.index.stages
+                  if getattr(s, "name", None) and all(out.hash_info for out in s.outs)]
+        for stage in stages:
+            for dep in stage.deps:
+                if isinstance(dep, ParamsDependency) or dep.def_path in tracked:
+                    dep.save()
+        changed = [s for s in stages if recorded.get(s.name) != to_lockfile(s)[s.name]]
+        if changed:
+            changed[0].dvcfile.dump_stages(changed, update_pipeline=False)   # one rewrite of the lock
+    return [s.name for s in changed]

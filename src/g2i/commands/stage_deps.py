@@ -17,6 +17,10 @@ DESCRIPTION = ("A code edit must rerun exactly the stages that run that code. Fo
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dvc-yaml", type=Path, default=None, help="default: dvc.yaml at the project root")
     parser.add_argument("--write", action="store_true", help="fix dvc.yaml instead of only reporting")
+    parser.add_argument("--lock", action="store_true",
+                        help="then re-record dvc.lock's code and params hashes (files git tracks, params.yaml "
+                             "values), keeping its data and output hashes: for a checkout without the outputs, "
+                             "after a change that leaves every output as it was (a refactor); otherwise dvc repro")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -25,7 +29,7 @@ def run(args: argparse.Namespace) -> None:
     from ..config import repo_root
     from ..errors import G2IError
     from ..io.atomic import atomic_file
-    from ..stage_deps import check, rewrite
+    from ..stage_deps import check, relock, rewrite
 
     root = repo_root()
     path = args.dvc_yaml or root / "dvc.yaml"
@@ -47,3 +51,7 @@ def run(args: argparse.Namespace) -> None:
                        "`g2i stage-deps --write` fixes them")
     else:
         print(f"{path}: every stage lists the code it runs")
+    if args.lock:
+        stages = relock(root)
+        print(f"{root / 'dvc.lock'}: re-recorded code and params of {len(stages)} stage(s)"
+              + (f": {' '.join(stages)}" if stages else ""))
