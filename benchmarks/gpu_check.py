@@ -53,7 +53,7 @@ def dry_run_sizes(params: dict) -> dict:
 
 def pipeline(params: dict, device: torch.device):
     from g2i.models import build_autoencoder, build_denoiser, build_genotype_encoder, build_scheduler
-    from g2i.pipeline import G2IPipeline
+    from g2i.generation.diffusion import G2IPipeline
 
     torch.manual_seed(0)
     snps = [f"rs{i}" for i in range(train_benchmark.N_SNPS - 1)] + ["APOE4"]

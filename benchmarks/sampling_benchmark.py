@@ -35,7 +35,7 @@ N_SNPS = 52
 
 def untrained_pipeline(params: dict, variant: str):
     from g2i.models import build_autoencoder, build_denoiser, build_genotype_encoder, build_scheduler
-    from g2i.pipeline import G2IPipeline
+    from g2i.generation.diffusion import G2IPipeline
 
     torch.manual_seed(0)
     model = params["model"]
@@ -65,7 +65,7 @@ def main() -> None:
         from g2i.evaluation.classifier import ClassifierConfig, extract_features, train_classifier
         from g2i.evaluation.evaluate import real_images
         from g2i.evaluation.image_metrics import frechet_distance
-        from g2i.pipeline import G2IPipeline
+        from g2i.generation.diffusion import G2IPipeline
 
         pipe = G2IPipeline.from_pretrained(ROOT / "models" / args.variant)
         paths = ProcessedPaths(ROOT / "data/processed/slices", ROOT / "data/processed/genotypes.csv",

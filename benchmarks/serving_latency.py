@@ -59,7 +59,7 @@ def offline_throughput(model_uri: str, table, n: int, repeats: int = 2) -> float
     import mlflow
     import yaml
 
-    from g2i.pipeline import G2IPipeline
+    from g2i.generation.diffusion import G2IPipeline
 
     root = Path(mlflow.artifacts.download_artifacts(model_uri))
     config = yaml.safe_load((root / "MLmodel").read_text())["flavors"]["python_function"].get("config") or {}

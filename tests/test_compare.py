@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 
 import mlflow
-import pytest
 import yaml
 
 from g2i.commands.compare import log_model_runs
-from g2i.errors import G2IError
 from g2i.reports.model_table import COLUMNS, model_rows, render_markdown
 from g2i.tracking import start_run
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from g2i.imaging.slicing import PLANE_SHAPE, plane_world_coords, slice_affine
 from g2i.models import build_autoencoder, build_denoiser, build_genotype_encoder, build_scheduler
-from g2i.pipeline import G2IPipeline, save_nifti, save_png
+from g2i.generation.diffusion import G2IPipeline, save_nifti, save_png
 
 from .test_train_diffusion import TINY_MODEL
 
@@ -129,7 +129,7 @@ def test_bad_input_raises_a_value_error_naming_the_field(kwargs, field):
 
 def test_compositional_guidance_mixes_the_three_branches_and_runs_only_those_needed():
     """eps_null + w_dx (eps_dx - eps_null) + w_g (eps_full - eps_dx); w_g = w_dx is plain CFG."""
-    from g2i.sampling import guided_eps
+    from g2i.generation.sampler import guided_eps
 
     values = {"full": torch.tensor(3.0), "dx": torch.tensor(2.0), "null": torch.tensor(0.5)}
     calls = []

@@ -15,8 +15,10 @@ from g2i.data.dataset import ProcessedPaths
 from g2i.errors import G2IError
 from g2i.models import diagnosis_onehot
 from g2i.models.gans import build_gan
-from g2i.training.gan import (GAN_VARIANTS, LoadedGAN, build_gan_modules, damsm_loss, damsm_scores,
-                              gan_terms, generate_gan, load_gan, matching_d_loss, mismatched, train_config, train_gan)
+from g2i.generation.gan import GANPipeline
+from g2i.training.gan import (build_gan_modules, damsm_loss, damsm_scores, gan_terms, matching_d_loss, mismatched,
+                              train_config, train_gan)
+from g2i.vocabulary import GAN_VARIANTS
 from g2i.training.trainer import step_generator
 
 SIZE, N_SNPS = 32, 6
@@ -210,19 +212,27 @@ def test_each_variant_trains_saves_loads_and_generates(tiny, tmp_path, variant):
     assert [s for s, metrics in logged if "d" in metrics] == [1, 2, 3, 4]
     if variant == "attngan":
         assert any("damsm_loss" in metrics for _, metrics in logged)  # the DAMSM was pre-trained first
-    loaded = load_gan(tmp_path / "model")
-    assert isinstance(loaded, LoadedGAN) and loaded.variant == variant
+    loaded = GANPipeline.from_pretrained(tmp_path / "model")
+    assert loaded.variant == variant and loaded.image_size == SIZE
     assert loaded.info == {"variant": variant, "snps": [f"rs{i}" for i in range(N_SNPS - 1)] + ["APOE4"],
                            "steps": 4, "image_size": SIZE}
     assert (loaded.genotype_encoder is None) == (variant == "cgan")
     labels, genotypes = torch.tensor([0, 1, 2, 2]), torch.randint(0, 4, (4, N_SNPS))
-    images = generate_gan(tmp_path / "model", labels, genotypes, torch.Generator().manual_seed(7))
-    again = generate_gan(loaded, labels, genotypes, torch.Generator().manual_seed(7))
-    other = generate_gan(loaded, labels, genotypes, torch.Generator().manual_seed(8))
+    images = GANPipeline.from_pretrained(tmp_path / "model").generate(labels, genotypes, torch.Generator().manual_seed(7))
+    again = loaded.generate(labels, genotypes, torch.Generator().manual_seed(7))
+    other = loaded.generate(labels, genotypes, torch.Generator().manual_seed(8))
     assert images.shape == (4, 1, SIZE, SIZE) and images.dtype == torch.float32
     assert images.min() >= -1 and images.max() <= 1 and torch.isfinite(images).all()
     assert torch.equal(images, again) and not torch.equal(images, other)
     assert not loaded.generator.training
+    # the front door: NaN-coded genotypes and a seed, B x H x W; saved again, the same folder comes back
+    called = loaded(genotypes.numpy().astype(float), labels.numpy(), seed=7)
+    assert called.shape == (4, SIZE, SIZE) and np.array_equal(called, images[:, 0].numpy())
+    loaded.save_pretrained(tmp_path / "copy")
+    assert np.array_equal(GANPipeline.from_pretrained(tmp_path / "copy")(genotypes.numpy().astype(float),
+                                                                         labels.numpy(), seed=7), called)
+    with pytest.raises(G2IError, match="no trained GAN"):
+        GANPipeline.from_pretrained(tmp_path / "ckpt")
     optimizer = torch.load(tmp_path / "ckpt/checkpoints/step-00000004/optimizer.bin", weights_only=False)
     assert optimizer["param_groups"][0]["betas"] == (0.5, 0.999)  # training.gan.betas
 
@@ -274,24 +284,25 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny, tmp_path)
 def test_cgan_ignores_genotypes(tiny, tmp_path):
     train_gan("cgan", PARAMS, tiny, tmp_path / "cgan", tmp_path / "ckpt")
     labels = torch.tensor([1, 1])
-    images = generate_gan(tmp_path / "cgan", labels, two_genotypes(), torch.Generator().manual_seed(0))
-    same = generate_gan(tmp_path / "cgan", labels, two_genotypes().flip(0), torch.Generator().manual_seed(0))
+    pipe = GANPipeline.from_pretrained(tmp_path / "cgan")
+    images = pipe.generate(labels, two_genotypes(), torch.Generator().manual_seed(0))
+    same = pipe.generate(labels, two_genotypes().flip(0), torch.Generator().manual_seed(0))
     assert torch.equal(images, same)  # CGAN is conditioned on the label only, as in the paper
 
 
 def test_gan_generation_batches_are_bounded_in_pixels(monkeypatch):
     """sample.gan_batch_pixels caps a batch's output pixels: 256 images at 64 x 64 as before, fewer at 256 x 256."""
-    import g2i.training.gan as gan_module
-    from g2i.evaluation.models import gan_generator
+    from g2i.generation.loader import gan_generator
 
     calls = []
-    monkeypatch.setattr(gan_module, "load_gan", lambda path: LoadedGAN("cgan", None, None, {"image_size": 16}))
+    cgan = GANPipeline(torch.nn.Identity(), None, {"variant": "cgan", "image_size": 16})
+    monkeypatch.setattr(GANPipeline, "from_pretrained", classmethod(lambda cls, path: cgan))
 
-    def fake_generate(loaded, labels, codes, generator):
+    def fake_generate(labels, codes, generator):
         calls.append(len(labels))
         return torch.zeros(len(labels), 1, 16, 16)
 
-    monkeypatch.setattr(gan_module, "generate_gan", fake_generate)
+    monkeypatch.setattr(cgan, "generate", fake_generate)
     images = gan_generator("unused", 16 * 16 * 4)(np.zeros((10, 3)), np.zeros(10, dtype=int), 0)
     assert calls == [4, 4, 2] and images.shape == (10, 16, 16)
     from g2i.config import load_params, resolve

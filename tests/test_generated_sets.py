@@ -8,9 +8,9 @@ import pytest
 
 from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
 from g2i.errors import G2IError
-from g2i.evaluation.generated import (SampleConfig, choose_guidance, guidance_set, load_set, pipeline_generator,
+from g2i.generation.sets import (SampleConfig, choose_guidance, guidance_set, load_set, pipeline_generator,
                                      write_sets)
-from g2i.evaluation.models import guidance_settings
+from g2i.generation.loader import guidance_settings
 
 from .test_g2i_pipeline import tiny_pipeline
 
@@ -150,7 +150,7 @@ def test_choose_guidance_sets_the_diagnosis_by_label_effects_then_the_genotype_b
 
 
 def test_label_effect_error_is_zero_for_the_real_slices_and_grows_with_exaggeration(monkeypatch):
-    from g2i.evaluation.generated import label_effect_error
+    from g2i.generation.sets import label_effect_error
 
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], 40)

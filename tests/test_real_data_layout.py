@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from g2i.genetics.plink import read_bim, read_fam, write_plink1
 from g2i.imaging.io import load_t1

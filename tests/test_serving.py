@@ -234,7 +234,7 @@ def test_served_model_generates_at_the_guidance_it_was_evaluated_at(tmp_path):
 
     import pandas as pd
 
-    from g2i.pipeline import G2IPipeline
+    from g2i.generation.diffusion import G2IPipeline
     from g2i.serving.pyfunc_model import G2IPyfunc
     from g2i.serving.registry import served_settings
 

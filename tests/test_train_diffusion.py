@@ -11,7 +11,8 @@ import torch
 from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
 from g2i.errors import G2IError
 from g2i.models import VARIANTS, build_autoencoder
-from g2i.training.diffusion import diffusion_loss, load_variant, sample_grid, train_diffusion
+from g2i.generation.diffusion import load_variant
+from g2i.training.diffusion import diffusion_loss, sample_grid, train_diffusion
 from g2i.training.latents import encode_latents, load_autoencoder
 from g2i.models import build_scheduler
 

@@ -178,7 +178,7 @@ def _augment_counts(folder: Path) -> list[int]:
     import numpy as np
 
     from ..vocabulary import DIAGNOSES
-    from ..evaluation.generated import load_set
+    from ..generation.sets import load_set
 
     path = folder / "augment.npz"
     if not path.is_file():
@@ -191,8 +191,8 @@ def _augment_counts(folder: Path) -> list[int]:
 def check_augment_suffices(counts: Mapping[str, Sequence[int]], real_counts: Sequence[int], per_class: int,
                            fraction: float) -> None:
     """G2IError before any training when a model's augment set cannot fill the smallest real subsample."""
-    from ..vocabulary import DIAGNOSES
     from ..errors import G2IError
+    from ..vocabulary import DIAGNOSES
 
     short = [f"{name}: {d} has {have[c]}, needs {per_class - real_counts[c]}"
              for name, have in counts.items() for c, d in enumerate(DIAGNOSES)
@@ -202,7 +202,7 @@ def check_augment_suffices(counts: Mapping[str, Sequence[int]], real_counts: Seq
                        f"{dict(zip(DIAGNOSES, real_counts))}, and filling each class to sample.per_class = "
                        f"{per_class} needs more generated images than the augment sets hold ({'; '.join(short)}). "
                        "The sample stage's augment set holds per_class minus the FULL real count per class "
-                       "(g2i.evaluation.generated.augment_set); drop the fractions below 1 or regenerate larger "
+                       "(g2i.generation.sets.augment_set); drop the fractions below 1 or regenerate larger "
                        "augment sets.")
 
 
@@ -215,10 +215,9 @@ def run(args: argparse.Namespace) -> None:
     from ..config import repo_root
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
     from ..vocabulary import DIAGNOSES
-    from ..errors import G2IError
     from ..evaluation.classifier import ClassifierConfig, evaluate_rows, fill_to_per_class, scarcity_subsamples
     from ..evaluation.evaluate import json_safe, real_images
-    from ..evaluation.generated import SampleConfig, load_set
+    from ..generation.sets import SampleConfig, load_set
     from ..io.atomic import atomic_file, write_json
     from ..tracking import flatten, log_new_params, numeric_metrics, run_tags, start_run
 

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> None:
     from ..evaluation.probes import conditioning_probe
     from ..io.atomic import atomic_file, write_json
     from ..models.autoencoder import encode_mean
-    from ..training.diffusion import load_variant
+    from ..generation.diffusion import load_variant
 
     params = resolved_params(args)
     cfg = params["probe"]

@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> None:
     from ..evaluation.classifier import ClassifierConfig, extract_features, scarcity_subsamples
     from ..evaluation.evaluate import feature_cnn
     from ..evaluation.fidelity import lateral_ventricle_area
-    from ..evaluation.generated import SampleConfig, choose_guidance, guidance_set, label_effect_error, write_sets
+    from ..generation.sets import SampleConfig, choose_guidance, guidance_set, label_effect_error, write_sets
     from ..evaluation.image_metrics import frechet_distance
-    from ..evaluation.models import guidance_settings, guided_generators, load_generator
+    from ..generation.loader import guidance_settings, guided_generators, load_generator
     from ..io.atomic import atomic_dir, write_json
     from ..tracking import flatten, log_new_params, run_tags, start_run
 

@@ -73,7 +73,8 @@ def run_diffusion(args: argparse.Namespace) -> None:
     import mlflow
 
     from ..tracking import flatten, log_new_params, start_run
-    from ..training.diffusion import load_variant, sample_grid, train_diffusion
+    from ..generation.diffusion import load_variant
+    from ..training.diffusion import sample_grid, train_diffusion
     from ..training.latents import load_autoencoder
 
     variant = args.variant
@@ -111,7 +112,7 @@ def run_gan(args: argparse.Namespace) -> None:
     import mlflow
     import numpy as np
 
-    from ..evaluation.models import gan_generator
+    from ..generation.loader import gan_generator
     from ..reports.figures import image_row
     from ..tracking import flatten, log_new_params, start_run
     from ..training.gan import train_config, train_gan

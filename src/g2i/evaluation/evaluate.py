@@ -26,7 +26,7 @@ from ..data.dataset import SliceGenotypeDataset
 from ..vocabulary import DIAGNOSES, display_name
 from . import fidelity, image_metrics
 from .classifier import ClassifierConfig, extract_features, predict, train_classifier
-from .generated import DOSES, load_set
+from ..generation.sets import DOSES, load_set
 
 
 def real_images(dataset: SliceGenotypeDataset) -> np.ndarray:

@@ -26,7 +26,7 @@ from ..data.dataset import SliceGenotypeDataset
 from ..vocabulary import codes_with_nan
 from . import fidelity, image_metrics, truth
 from .classifier import extract_features
-from .generated import DOSES, load_set
+from ..generation.sets import DOSES, load_set
 
 N_SIM = 200   # simulations behind each conditional-r ceiling (its interval is their 2.5 / 97.5 percentiles)
 

@@ -186,7 +186,7 @@ def probe_summary(probe: Mapping[str, Any]) -> dict:
 
 def sweep_figure(counterfactual: Path, path: Path, model: str, n_subjects: int = 4) -> None:
     """Rows: subjects; columns: e4 dose 0, 1, 2 on the same noise, and the dose 2 - dose 0 difference."""
-    from ..evaluation.generated import load_set
+    from ..generation.sets import load_set
     from .figures import pyplot, save_figure
 
     cf = load_set(counterfactual.parent, counterfactual.stem)

@@ -42,7 +42,7 @@ class G2IPyfunc(PythonModel):
     def load_context(self, context) -> None:
         import torch
 
-        from g2i.pipeline import G2IPipeline
+        from g2i.generation.diffusion import G2IPipeline
         from g2i.serving.batching import RequestBatcher
         from g2i.serving.registry import SERVING_KEYS
 

@@ -90,7 +90,7 @@ def condition_dropouts(training: Mapping[str, Any]) -> tuple[float, float]:
 
 def build_pipeline(modules: Mapping[str, torch.nn.Module], vae, noise_scheduler, snps: list[str], z_mm: float):
     """A G2IPipeline from trained modules (EMA weights) and the autoencoder."""
-    from ..pipeline import G2IPipeline
+    from ..generation.diffusion import G2IPipeline
 
     return G2IPipeline(vae=vae, unet=modules["denoiser"].eval(), scheduler=noise_scheduler,
                        genotype_encoder=modules["genotype_encoder"].eval() if "genotype_encoder" in modules else None,
@@ -148,16 +148,6 @@ def _slice_plane(paths: ProcessedPaths) -> float:
     import pandas as pd
 
     return float(pd.read_csv(paths.slices_dir / "index.csv")["z_mm"].iloc[0])
-
-
-def load_variant(model_dir: Path):
-    """The saved G2IPipeline of one variant (G2IError with the fix when it is not there)."""
-    from ..pipeline import G2IPipeline
-
-    model_dir = Path(model_dir)
-    if not (model_dir / "model_index.json").is_file():
-        raise G2IError(f"{model_dir}: no trained model here; run `dvc repro` first")
-    return G2IPipeline.from_pretrained(model_dir)
 
 
 def sample_grid(pipe, val: SliceGenotypeDataset, figure: Path, sampling: Mapping[str, Any], title: str = "") -> np.ndarray:

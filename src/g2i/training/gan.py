@@ -1,4 +1,5 @@
-"""Train, save, load and sample the paper's GAN baselines: CGAN, StackGAN, AttnGAN (g2i.models.gans).
+"""Train the paper's GAN baselines: CGAN, StackGAN, AttnGAN (g2i.models.gans); sampling and the saved
+folder are g2i.generation.gan.GANPipeline's.
 
 One Trainer (one AdamW optimizer over a ModuleDict) drives generator and discriminators together, one
 simultaneous update per step, so every loss term is built to reach only its own networks, as in
@@ -32,9 +33,7 @@ GANs need beta1 = 0.5 (measured here: brain outlines and ventricles after 300 At
 noise with PyTorch's 0.9); use `weight_decay: 0` and, as usual for GANs, `grad_clip: 0` (the clip would act on the joint G+D norm).
 Sampling uses the EMA generator; its BatchNorm statistics are re-estimated with the EMA weights first.
 
-Saved model folder (atomic): generator/ (diffusers save_pretrained: config.json + safetensors of the EMA
-generator), genotype_encoder/ (StackGAN, AttnGAN; same format), training.json {variant, snps, steps,
-image_size}. `load_gan` rebuilds both with from_pretrained.
+The trained EMA generator (+ genotype encoder) is saved as a GANPipeline (g2i.generation.gan).
 """
 
 from __future__ import annotations
@@ -54,22 +53,16 @@ from torch import nn
 from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
 from ..config import from_section
 from ..errors import G2IError
-from ..io.atomic import atomic_dir, write_json
+from ..generation.gan import GANPipeline, check_gan_variant, gan_forward, noise as _noise
 from ..models.denoiser import diagnosis_onehot
 from ..models.genotype_encoder import GenotypeEncoder, build_genotype_encoder
-from ..models.gans import GENERATOR_CLASSES, DAMSMImageEncoder, build_gan, ca_kl, gan_config
+from ..models.gans import DAMSMImageEncoder, build_gan, ca_kl, gan_config
 from ..vocabulary import GAN_VARIANTS
 from .autoencoder import frozen_call, prepare_checkpoints
 from .trainer import TrainConfig, Trainer
 
 DAMSM_DIR = "damsm"
 BN_RECALIBRATION_BATCHES = 16
-
-
-def check_gan_variant(variant: str) -> str:
-    if variant not in GAN_VARIANTS:
-        raise G2IError(f"unknown GAN variant '{variant}'; valid: {', '.join(GAN_VARIANTS)}")
-    return variant
 
 
 # ---- losses -----------------------------------------------------------------------------------------------
@@ -172,10 +165,6 @@ class DamsmConfig:
     @classmethod
     def from_params(cls, cfg: Mapping[str, Any]) -> "DamsmConfig":
         return from_section(cls, cfg, "model.gan.attngan.damsm")
-
-
-def _noise(generator: torch.Generator, device, *shape: int) -> torch.Tensor:
-    return torch.randn(shape, generator=generator).to(device)
 
 
 Terms = tuple[torch.Tensor, torch.Tensor, dict[str, float]]
@@ -395,7 +384,7 @@ def recalibrate_batchnorm(variant: str, generator_module: nn.Module, encoder: Ge
     n = len(data["x_0"])
     for _ in range(n_batches):
         idx = torch.randint(n, (max(batch_size, 2),), generator=stream)
-        _generate(variant, generator_module, encoder, data["label"][idx], data["genotype"][idx], stream)
+        gan_forward(variant, generator_module, encoder, data["label"][idx], data["genotype"][idx], stream)
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
     generator_module.eval()
@@ -468,72 +457,8 @@ def _train_gan(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, o
         saved["genotype_encoder"] = ema["genotype_encoder"].eval()
     recalibrate_batchnorm(variant, saved["generator"], saved.get("genotype_encoder"), data, cfg.batch_size, cfg.seed)
     if trainer.accelerator.is_main_process:
-        with atomic_dir(out_dir, overwrite=True) as tmp:
-            for name, module in saved.items():
-                module.save_pretrained(str(tmp / name))
-            write_json(tmp / "training.json", {"variant": variant, "snps": dataset.snps, "steps": trainer.step,
-                                               "image_size": image_size})
+        GANPipeline(saved["generator"], saved.get("genotype_encoder"),
+                    {"variant": variant, "snps": dataset.snps, "steps": trainer.step,
+                     "image_size": image_size}).save_pretrained(out_dir)
     return {"final_loss": float(final.get("loss", math.nan)), "steps": trainer.step,
             "parameters": int(sum(p.numel() for m in saved.values() for p in m.parameters()))}
-
-
-# ---- loading and generation -------------------------------------------------------------------------------
-
-@dataclass
-class LoadedGAN:
-    """A trained baseline ready to sample: the EMA generator, its genotype encoder (None for CGAN), training.json."""
-
-    variant: str
-    generator: nn.Module
-    genotype_encoder: GenotypeEncoder | None
-    info: dict
-
-
-def load_gan(model_dir: str | Path) -> LoadedGAN:
-    """Rebuild a model saved by train_gan (eval mode)."""
-    model_dir = Path(model_dir)
-    info_path = model_dir / "training.json"
-    if not info_path.is_file() or not (model_dir / "generator").is_dir():
-        raise G2IError(f"{model_dir}: no trained GAN here; run `dvc repro` first")
-    info = json.loads(info_path.read_text())
-    variant = check_gan_variant(info.get("variant", ""))
-    generator_module = GENERATOR_CLASSES[variant].from_pretrained(str(model_dir / "generator")).eval()
-    encoder = (GenotypeEncoder.from_pretrained(str(model_dir / "genotype_encoder")).eval()
-               if variant != "cgan" else None)
-    return LoadedGAN(variant, generator_module, encoder, info)
-
-
-def _generate(variant: str, gen: nn.Module, encoder: GenotypeEncoder | None, labels: torch.Tensor,
-              genotypes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The final-resolution images for these conditions; z and CA noise from `generator`."""
-    device = next(gen.parameters()).device
-    n = len(labels) if variant == "cgan" else len(genotypes)
-    z = _noise(generator, device, n, gen.config.z_dim)
-    if variant == "cgan":
-        return gen(z, diagnosis_onehot(labels.to(device)))
-    encoder.eval()  # no dropout when sampling (nor while re-estimating the generator's BatchNorm)
-    embedding = encoder(genotypes.to(device))
-    sentence = GenotypeEncoder.pooled(embedding)
-    if variant == "stackgan":
-        ca = gen.config.ca_dim
-        return gen(sentence, z, _noise(generator, device, n, ca), _noise(generator, device, n, ca))["image"]
-    return gen(embedding, sentence, z, _noise(generator, device, n, gen.config.ca_dim))["images"][-1]
-
-
-@torch.no_grad()
-def generate_gan(model: str | Path | LoadedGAN, labels: torch.Tensor, genotypes: torch.Tensor,
-                 generator: torch.Generator) -> torch.Tensor:
-    """B x 1 x H x W slices in [-1, 1] from a trained baseline (eval mode, EMA weights).
-
-    CGAN uses `labels` (B diagnosis indices 0/1/2); StackGAN and AttnGAN use `genotypes` (B x F_g codes).
-    Both are passed so that callers treat every baseline alike. `generator` draws z and the CA noise.
-    """
-    loaded = model if isinstance(model, LoadedGAN) else load_gan(model)
-    labels, genotypes = torch.as_tensor(labels), torch.as_tensor(genotypes)
-    if loaded.variant != "cgan" and genotypes.dim() != 2:
-        raise G2IError(f"{loaded.variant}: genotypes must be B x F_g codes, got shape {tuple(genotypes.shape)}")
-    if loaded.variant == "cgan" and labels.dim() != 1:
-        raise G2IError(f"cgan: labels must be B diagnosis indices, got shape {tuple(labels.shape)}")
-    loaded.generator.eval()
-    images = _generate(loaded.variant, loaded.generator, loaded.genotype_encoder, labels, genotypes, generator)
-    return images.clamp(-1.0, 1.0).float().cpu()

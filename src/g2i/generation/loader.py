@@ -1,4 +1,5 @@
-"""One way to load any trained generator (diffusion pipeline or GAN) as `generate(genotypes, labels, seed)`."""
+"""The front door: load any trained generator (G2IPipeline or GANPipeline), dispatching on what its folder
+holds, as one `generate(genotypes, labels, seed)` function (the shape `sample` and the benchmarks use)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,20 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import G2IError
-from .generated import Generate, pipeline_generator
+from .sets import Generate, pipeline_generator
 
 
 def load_generator(model_dir: str | Path, params: Mapping[str, Any], progress: bool = True) -> tuple[Generate, dict]:
     """(generate, settings used) for the model saved in `model_dir`; G2IError says how to make it."""
     model_dir = Path(model_dir)
     if (model_dir / "model_index.json").is_file():  # a G2IPipeline (the four diffusion variants)
-        from ..training.diffusion import load_variant
+        from .diffusion import load_variant
 
         sampling = dict(params["sampling"])
         return pipeline_generator(load_variant(model_dir), sampling, progress), sampling
     info = model_dir / "training.json"
     if info.is_file():
-        from ..training.gan import GAN_VARIANTS
+        from ..vocabulary import GAN_VARIANTS
 
         if json.loads(info.read_text()).get("variant") in GAN_VARIANTS:
             return gan_generator(model_dir, int(params["sample"]["gan_batch_pixels"])), {"sampler": "gan", "passes": 1}
@@ -30,7 +31,7 @@ def load_generator(model_dir: str | Path, params: Mapping[str, Any], progress: b
 
 def guided_generators(model_dir: str | Path, params: Mapping[str, Any]):
     """(w_dx, w_g) -> `generate` of one diffusion pipeline at those guidance scales (the weights load once)."""
-    from ..training.diffusion import load_variant
+    from .diffusion import load_variant
 
     pipe = load_variant(Path(model_dir))
     return lambda w, w_g: pipeline_generator(pipe, {**params["sampling"], **guidance_settings(w, w_g)}, progress=False)
@@ -45,24 +46,7 @@ def gan_generator(model_dir: Path, batch_pixels: int) -> Generate:
     """`generate` for a GAN baseline: one forward pass per batch of at most `batch_pixels` output pixels
     (`sample.gan_batch_pixels`: 256 images at 64 x 64, 16 at 256 x 256, so memory does not grow with the image
     size); z from a CPU generator seeded by `seed`."""
-    import numpy as np
-    import torch
+    from .gan import GANPipeline
 
-    from ..vocabulary import codes_from_nan
-    from ..training.gan import generate_gan, load_gan
-
-    loaded = load_gan(model_dir)
-
-    def generate(genotypes: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
-        size = int(loaded.info["image_size"])
-        if len(labels) == 0:
-            return np.zeros((0, size, size), dtype=np.float32)
-        codes = torch.from_numpy(codes_from_nan(genotypes))
-        labels_t = torch.as_tensor(np.asarray(labels, dtype=np.int64))
-        generator = torch.Generator().manual_seed(int(seed))
-        batch_size = max(1, int(batch_pixels) // (size * size))
-        parts = [generate_gan(loaded, labels_t[i:i + batch_size], codes[i:i + batch_size], generator)[:, 0].numpy()
-                 for i in range(0, len(labels_t), batch_size)]
-        return np.concatenate(parts).astype(np.float32)
-
-    return generate
+    pipe = GANPipeline.from_pretrained(model_dir)
+    return lambda genotypes, labels, seed: pipe(genotypes, labels, seed, batch_pixels=batch_pixels)

@@ -203,7 +203,7 @@ def choose_guidance(sets: Mapping[str, np.ndarray], fd: Callable[[np.ndarray], f
 def label_effect_error(real_areas: np.ndarray, real_labels: np.ndarray) -> Callable[[np.ndarray, np.ndarray], float]:
     """images, labels -> mean |generated / real - 1| of the AD-CN and MCI-CN log-area differences, against
     the real slices given (the training slices: what the model learned from); inf when not measurable."""
-    from . import fidelity, truth
+    from ..evaluation import fidelity, truth
 
     real = truth.label_effects(real_areas, real_labels)
 

@@ -24,8 +24,8 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
-from .sampling import SAMPLERS, decode, make_sampler, sample_latents
-from .vocabulary import DIAGNOSES, MISSING_CODE, codes_from_nan
+from .sampler import SAMPLERS, decode, make_sampler, sample_latents
+from ..vocabulary import DIAGNOSES, MISSING_CODE, codes_from_nan
 
 
 @dataclass
@@ -47,7 +47,7 @@ def to_pil(image: np.ndarray):
 
 def save_png(image: np.ndarray, path: str | Path) -> None:
     """One H x W slice in [-1, 1] as an 8-bit grey PNG (written atomically)."""
-    from .io.atomic import atomic_file
+    from ..io.atomic import atomic_file
 
     with atomic_file(Path(path), "wb") as handle:
         to_pil(image).save(handle, format="PNG")
@@ -55,8 +55,8 @@ def save_png(image: np.ndarray, path: str | Path) -> None:
 
 def save_nifti(image: np.ndarray, path: str | Path, z_mm: float) -> None:
     """One H x W slice as a single-plane .nii.gz in MNI ICBM152 space (the plane it was sampled from)."""
-    from .imaging.slicing import slice_affine
-    from .io.nifti import mni_nifti, write_nifti_gz
+    from ..imaging.slicing import slice_affine
+    from ..io.nifti import mni_nifti, write_nifti_gz
 
     volume = np.ascontiguousarray(np.asarray(image, dtype=np.float32).T[:, :, None])  # voxel axes x, y, z
     write_nifti_gz(mni_nifti(volume, slice_affine(z_mm, image.shape), "G2I generated slice, [-1, 1]"), path)
@@ -79,9 +79,9 @@ class G2IPipeline(DiffusionPipeline):
     def from_pretrained(cls, path: str | Path, **_: Any) -> "G2IPipeline":  # local folders only: no hub
         from diffusers import AutoencoderKL, DDPMScheduler
 
-        from .errors import G2IError
-        from .models.denoiser import G2IDenoiser
-        from .models.genotype_encoder import GenotypeEncoder
+        from ..errors import G2IError
+        from ..models.denoiser import G2IDenoiser
+        from ..models.genotype_encoder import GenotypeEncoder
 
         path = Path(path)
         index = path / "model_index.json"
@@ -172,7 +172,7 @@ class G2IPipeline(DiffusionPipeline):
         `generator` as one generator per row) gives each row its own noise stream, so a row's image does
         not depend on the rows batched with it (what the served model needs to coalesce requests). `guidance_scale` w (the diagnosis' scale w_dx when
         `genotype_guidance_scale` w_g is given; that one acts only in variants that see both conditions:
-        eps_null + w_dx (eps_dx - eps_null) + w_g (eps_dx,g - eps_dx), see g2i.sampling).
+        eps_null + w_dx (eps_dx - eps_null) + w_g (eps_dx,g - eps_dx), see g2i.generation.sampler).
         """
         from tqdm import tqdm
 
@@ -246,3 +246,13 @@ class G2IPipeline(DiffusionPipeline):
     def _latent_hw(self) -> tuple[int, int]:
         factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         return (self.image_size // factor, self.image_size // factor)
+
+
+def load_variant(model_dir: str | Path) -> G2IPipeline:
+    """The saved G2IPipeline of one diffusion variant (G2IError with the fix when it is not there)."""
+    from ..errors import G2IError
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "model_index.json").is_file():
+        raise G2IError(f"{model_dir}: no trained model here; run `dvc repro` first")
+    return G2IPipeline.from_pretrained(model_dir)
