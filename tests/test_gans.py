@@ -33,7 +33,8 @@ TINY_MODEL = {
         "attngan": {"z_dim": 8, "ca_dim": 4, "num_stages": 3, "channels": 4, "max_channels": 16,
                     "residual_blocks": 1, "d_channels": 4, "d_max_channels": 16, "projected_dim": 4,
                     "kl_weight": 1.0, "damsm_weight": 5.0,
-                    "damsm": {"channels": 4, "max_channels": 16, "region_size": 8, "pretrain_steps": 3,
+                    "damsm": {"channels": 4, "max_channels": 16, "region_size": 8, "gamma1": 4.0, "gamma2": 5.0,
+                              "gamma3": 10.0, "pretrain_steps": 3,
                               "batch_size": 4, "learning_rate": 1.0e-3}},
     },
 }

@@ -21,7 +21,7 @@ TINY = {
                     "norm_num_groups": 8, "mid_block_attention": True, "sample_size": 16},
     "discriminator": {"channels": 8, "n_layers": 2, "norm_num_groups": 4},
     "autoencoder_loss": {"l1": 1.0, "ssim": 0.5, "kl": 1.0e-6, "adversarial": 0.01, "adversarial_warmup_steps": 5},
-    "genotype_encoder": {"embed_dim": F_E, "num_layers": 1, "num_heads": 2, "dropout": 0.0},
+    "genotype_encoder": {"embed_dim": F_E, "num_layers": 1, "num_heads": 2, "ff_dim": None, "dropout": 0.0},
     "unet": {"block_out_channels": [16, 32], "layers_per_block": 1, "attention_levels": [False, True],
              "attention_head_dim": 8, "transformer_layers": 1, "norm_num_groups": 8, "sample_size": 4},
     "scheduler": {"num_train_timesteps": 100, "beta_schedule": "scaled_linear", "beta_start": 0.0015, "beta_end": 0.0195},
@@ -30,7 +30,7 @@ TINY = {
 PAPER = {
     "autoencoder": {"block_out_channels": [128, 128, 256], "latent_channels": 3, "layers_per_block": 2,
                     "norm_num_groups": 32, "mid_block_attention": False, "sample_size": 256},
-    "genotype_encoder": {"embed_dim": 256, "num_layers": 4, "num_heads": 8, "dropout": 0.1},
+    "genotype_encoder": {"embed_dim": 256, "num_layers": 4, "num_heads": 8, "ff_dim": 1024, "dropout": 0.1},
     "unet": {"block_out_channels": [128, 256, 512], "layers_per_block": 2, "attention_levels": [False, True, True],
              "attention_head_dim": 64, "transformer_layers": 1, "norm_num_groups": 32, "sample_size": 64},
 }
@@ -224,3 +224,57 @@ def test_schedulers_do_not_clip():
     assert ddim.config.beta_schedule == "scaled_linear"
     with pytest.raises(G2IError, match="beta_schedule"):
         build_scheduler({"scheduler": {"beta_schedule": "cosine"}})
+
+
+def _leaf_paths(tree, prefix=()):
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            yield from _leaf_paths(value, prefix + (key,))
+        else:
+            yield prefix + (key,)
+
+
+def _builders(model: dict, section: str, variant: str | None = None) -> None:
+    """Build what reads `model.<section>` (GANs: `model.gan.<variant>`) when a stage trains."""
+    from g2i.models.autoencoder import build_discriminator
+    from g2i.models.gans import build_gan
+    from g2i.models.genotype_encoder import build_genotype_encoder
+    from g2i.models.scheduler import build_scheduler
+    from g2i.training.gan import DamsmConfig, gan_terms
+
+    if section == "gan":
+        build_gan(variant, model, 16, embed_dim=model["genotype_encoder"]["embed_dim"])
+        gan_terms(variant, model["gan"][variant])
+        if variant == "attngan":
+            DamsmConfig.from_params(model["gan"]["attngan"]["damsm"])
+        return
+    {"autoencoder": build_autoencoder, "discriminator": build_discriminator,
+     "autoencoder_loss": AutoencoderLossWeights.from_config, "scheduler": build_scheduler,
+     "genotype_encoder": lambda m: build_genotype_encoder(m, num_snps=F_G),
+     "unet": lambda m: None}[section](model)
+    if section in ("autoencoder", "genotype_encoder", "unet"):   # the denoiser reads all three
+        for name in VARIANTS:
+            build_denoiser(name, model)
+
+
+def test_deleting_any_model_key_is_an_error_naming_it_never_another_model():
+    """Issue 14: params.yaml is the one source of every model knob. Delete any key of the demo's `model:` section
+    and building the networks stops with an error that names that key, instead of quietly using a code default
+    (several of which once contradicted params.yaml: norm_num_groups 32 vs 8, n_layers 3 vs 2, ...)."""
+    from g2i.config import load_params, resolve
+
+    model = resolve(load_params(None), "demo")["model"]
+    paths = list(_leaf_paths(model))
+    assert len(paths) > 60 and {p[0] for p in paths} == {"autoencoder", "discriminator", "autoencoder_loss",
+                                                         "genotype_encoder", "unet", "scheduler", "gan"}
+    for section, variant in {(p[0], p[1] if p[0] == "gan" else None) for p in paths}:
+        _builders(model, section, variant)                                  # the full sections build
+    for path in paths:
+        cut = copy.deepcopy(model)
+        parent = cut
+        for key in path[:-1]:
+            parent = parent[key]
+        del parent[path[-1]]
+        with pytest.raises(G2IError) as caught:
+            _builders(cut, path[0], path[1] if path[0] == "gan" else None)
+        assert path[-1] in str(caught.value) and "params.yaml" in str(caught.value), (path, str(caught.value))

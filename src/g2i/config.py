@@ -56,13 +56,17 @@ SERVING_INHERITS = ("sampler", "num_inference_steps", "guidance_scale")
 
 def from_section(cls, section: Any, where: str, **converted: Any):
     """The frozen dataclass `cls` from a params.yaml section (keyword `converted` values replace the section's):
-    unknown keys, and the type or value errors its constructor raises, are user errors naming `where`. Defaults
-    live in the dataclass; range checks beyond its own stay with the caller."""
+    unknown keys, missing ones (fields without a default) and the type or value errors its constructor raises are
+    user errors naming `where`. Range checks beyond the constructor's stay with the caller."""
     given = dict(section or {})
     known = sorted(f.name for f in dataclasses.fields(cls))
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise G2IError(f"params.yaml: unknown {where} key(s) {unknown}; known: {known}")
+    missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING and f.name not in given and f.name not in converted]
+    if missing:   # a field without a default is a knob params.yaml must state
+        raise G2IError(f"params.yaml: {where}.{missing[0]} is missing")
     try:
         return cls(**{**given, **converted})
     except (TypeError, ValueError) as exc:

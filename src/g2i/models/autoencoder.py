@@ -32,17 +32,17 @@ def build_autoencoder(cfg: Mapping[str, Any]) -> AutoencoderKL:
     if len(widths) != N_BLOCKS:
         raise G2IError(f"params.yaml: model.autoencoder.block_out_channels needs {N_BLOCKS} widths "
                        f"(4x downsampling), got {widths}")
-    groups = check_groups(widths, int(ae.get("norm_num_groups", 32)), "autoencoder")
+    groups = check_groups(widths, int(require(ae, "norm_num_groups", "autoencoder")), "autoencoder")
     return AutoencoderKL(
         in_channels=1, out_channels=1,  # MRI slices are single-channel end to end
         down_block_types=("DownEncoderBlock2D",) * N_BLOCKS,
         up_block_types=("UpDecoderBlock2D",) * N_BLOCKS,
         block_out_channels=tuple(widths),
-        layers_per_block=int(ae.get("layers_per_block", 1)),
+        layers_per_block=int(require(ae, "layers_per_block", "autoencoder")),
         latent_channels=int(require(ae, "latent_channels", "autoencoder")),
         norm_num_groups=groups,
-        sample_size=int(ae.get("sample_size", 64)),
-        mid_block_add_attention=bool(ae.get("mid_block_attention", True)),
+        sample_size=int(require(ae, "sample_size", "autoencoder")),
+        mid_block_add_attention=bool(require(ae, "mid_block_attention", "autoencoder")),
         scaling_factor=1.0,  # replaced by latent_scaling_factor() once the autoencoder is trained
     )
 
@@ -94,20 +94,20 @@ class PatchDiscriminator(nn.Module):
 
 
 def build_discriminator(cfg: Mapping[str, Any]) -> PatchDiscriminator:
-    disc = cfg.get("discriminator") or {}
-    return PatchDiscriminator(1, int(disc.get("channels", 32)), int(disc.get("n_layers", 3)),
-                              int(disc.get("norm_num_groups", 8)))
+    disc = section(cfg, "discriminator")
+    return PatchDiscriminator(1, *(int(require(disc, key, "discriminator"))
+                                   for key in ("channels", "n_layers", "norm_num_groups")))
 
 
 @dataclass(frozen=True)
 class AutoencoderLossWeights:
-    """Weights of the autoencoder loss terms (`model.autoencoder_loss`)."""
+    """Weights of the autoencoder loss terms (`model.autoencoder_loss`; every key stated there, no code default)."""
 
-    l1: float = 1.0
-    ssim: float = 0.0
-    kl: float = 1.0e-6
-    adversarial: float = 0.01
-    adversarial_warmup_steps: int = 0
+    l1: float
+    ssim: float
+    kl: float
+    adversarial: float
+    adversarial_warmup_steps: int
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "AutoencoderLossWeights":

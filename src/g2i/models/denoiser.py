@@ -121,15 +121,15 @@ def build_denoiser(variant: str, cfg: Mapping[str, Any]) -> G2IDenoiser:
     check_variant(variant)
     unet = section(cfg, "unet")
     widths = [int(c) for c in require(unet, "block_out_channels", "unet")]
-    groups = check_groups(widths, int(unet.get("norm_num_groups", 32)), "unet")
-    head_dim = int(unet.get("attention_head_dim", 32))
+    groups = check_groups(widths, int(require(unet, "norm_num_groups", "unet")), "unet")
+    head_dim = int(require(unet, "attention_head_dim", "unet"))
     if any(w % head_dim for w in widths):
         raise G2IError(f"params.yaml: model.unet.attention_head_dim {head_dim} must divide every width {widths}")
     return G2IDenoiser(
         variant=variant,
         latent_channels=int(require(section(cfg, "autoencoder"), "latent_channels", "autoencoder")),
         genotype_dim=int(require(section(cfg, "genotype_encoder"), "embed_dim", "genotype_encoder")),
-        block_out_channels=widths, layers_per_block=int(unet.get("layers_per_block", 1)),
-        attention_levels=unet.get("attention_levels"), attention_head_dim=head_dim,
-        transformer_layers=int(unet.get("transformer_layers", 1)), norm_num_groups=groups,
-        num_classes=N_CLASSES, sample_size=int(unet.get("sample_size", 16)))
+        block_out_channels=widths, layers_per_block=int(require(unet, "layers_per_block", "unet")),
+        attention_levels=require(unet, "attention_levels", "unet"), attention_head_dim=head_dim,
+        transformer_layers=int(require(unet, "transformer_layers", "unet")), norm_num_groups=groups,
+        num_classes=N_CLASSES, sample_size=int(require(unet, "sample_size", "unet")))

@@ -22,6 +22,8 @@ needed during training and are plain modules. Losses and training live in g2i.tr
 
 from __future__ import annotations
 
+import inspect
+
 import math
 from typing import Any, Mapping
 
@@ -33,7 +35,7 @@ from torch import nn
 
 from ..errors import G2IError
 from ..vocabulary import N_CLASSES
-from .settings import section
+from .settings import require, section
 
 BASE = 4  # every generator starts from, and every discriminator ends at, a 4 x 4 map
 
@@ -376,14 +378,21 @@ def build_gan(variant: str, model_cfg: Mapping[str, Any], image_size: int,
     """
     cfg = gan_config(model_cfg, variant)
     net = {k: v for k, v in cfg.items() if k not in LOSS_KEYS[variant] | DISCRIMINATOR_KEYS}
-    d_channels = int(cfg.get("d_channels", 64))
-    d_cap = int(cfg.get("d_max_channels", cfg.get("max_channels", 512)))
+    # the generator's config signature holds the defaults a saved model reloads with; a training run states
+    # every size in params.yaml, so a deleted key is an error, never the class's default
+    stated = (set(inspect.signature(GENERATOR_CLASSES[variant].__init__).parameters)
+              - {"self", "image_size", "embed_dim", "num_classes"})   # given by the data and the vocabulary
+    for key in sorted(stated - set(net)):
+        raise G2IError(f"params.yaml: model.gan.{variant}.{key} is missing")
+    where = f"gan.{variant}"
+    d_channels = int(require(cfg, "d_channels", where))
+    d_cap = int(require(cfg, "d_max_channels", where))
     try:
         if variant == "cgan":
             generator = CGANGenerator(image_size=image_size, **net)
             return generator, {"disc": CGANDiscriminator(image_size, d_channels, d_cap,
-                                                         spectral_norm=bool(cfg.get("spectral_norm", False)))}
-        projected = int(cfg.get("projected_dim", 128))
+                                                         spectral_norm=bool(require(cfg, "spectral_norm", where)))}
+        projected = int(require(cfg, "projected_dim", where))
         if variant == "stackgan":
             generator = StackGANGenerator(embed_dim=embed_dim, image_size=image_size, **net)
             s1 = image_size // generator.config.stage1_factor

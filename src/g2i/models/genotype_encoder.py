@@ -78,5 +78,7 @@ def build_genotype_encoder(cfg: Mapping[str, Any], num_snps: int) -> GenotypeEnc
     """T_theta from `model.genotype_encoder`; F_g (num_snps) comes from the genotype table, not params."""
     enc = section(cfg, "genotype_encoder")
     return GenotypeEncoder(num_snps=int(num_snps), embed_dim=int(require(enc, "embed_dim", "genotype_encoder")),
-                           num_layers=int(enc.get("num_layers", 2)), num_heads=int(enc.get("num_heads", 4)),
-                           ff_dim=enc.get("ff_dim"), dropout=float(enc.get("dropout", 0.1)))
+                           num_layers=int(require(enc, "num_layers", "genotype_encoder")),
+                           num_heads=int(require(enc, "num_heads", "genotype_encoder")),
+                           ff_dim=require(enc, "ff_dim", "genotype_encoder"),   # null: 4 x embed_dim
+                           dropout=float(require(enc, "dropout", "genotype_encoder")))

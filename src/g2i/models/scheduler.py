@@ -11,18 +11,20 @@ from typing import Any, Mapping
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from ..errors import G2IError
+from .settings import require, section
 
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
 
 def build_scheduler(cfg: Mapping[str, Any]) -> DDPMScheduler:
     """DDPMScheduler from `model.scheduler` (num_train_timesteps, beta_schedule, beta_start, beta_end)."""
-    sched = cfg.get("scheduler") or {}
-    schedule = sched.get("beta_schedule", "scaled_linear")
+    sched = section(cfg, "scheduler")
+    schedule = require(sched, "beta_schedule", "scheduler")
     if schedule not in BETA_SCHEDULES:
         raise G2IError(f"params.yaml: model.scheduler.beta_schedule '{schedule}'; valid: {', '.join(BETA_SCHEDULES)}")
-    return DDPMScheduler(num_train_timesteps=int(sched.get("num_train_timesteps", 1000)), beta_schedule=schedule,
-                         beta_start=float(sched.get("beta_start", 0.0015)), beta_end=float(sched.get("beta_end", 0.0195)),
+    return DDPMScheduler(num_train_timesteps=int(require(sched, "num_train_timesteps", "scheduler")),
+                         beta_schedule=schedule, beta_start=float(require(sched, "beta_start", "scheduler")),
+                         beta_end=float(require(sched, "beta_end", "scheduler")),
                          prediction_type="epsilon", clip_sample=False)
 
 

@@ -56,6 +56,7 @@ from ..errors import G2IError
 from ..generation.gan import GANPipeline, check_gan_variant, gan_forward, noise as _noise
 from ..models.denoiser import diagnosis_onehot
 from ..models.genotype_encoder import GenotypeEncoder, build_genotype_encoder
+from ..models.settings import require
 from ..models.gans import DAMSMImageEncoder, build_gan, ca_kl, gan_config
 from ..vocabulary import GAN_VARIANTS
 from .autoencoder import frozen_call, prepare_checkpoints
@@ -150,17 +151,18 @@ def damsm_loss(regions: torch.Tensor, global_features: torch.Tensor, words: torc
 
 @dataclass(frozen=True)
 class DamsmConfig:
-    """model.gan.attngan.damsm: the image encoder's size, the gammas, and its pre-training."""
+    """model.gan.attngan.damsm: the image encoder's size, the gammas, and its pre-training (every key stated in
+    params.yaml, no code default)."""
 
-    channels: int = 32
-    max_channels: int = 256
-    region_size: int = 8
-    gamma1: float = 4.0
-    gamma2: float = 5.0
-    gamma3: float = 10.0
-    pretrain_steps: int = 200
-    batch_size: int = 16
-    learning_rate: float = 2e-4
+    channels: int
+    max_channels: int
+    region_size: int
+    gamma1: float
+    gamma2: float
+    gamma3: float
+    pretrain_steps: int
+    batch_size: int
+    learning_rate: float
 
     @classmethod
     def from_params(cls, cfg: Mapping[str, Any]) -> "DamsmConfig":
@@ -241,8 +243,9 @@ def gan_terms(variant: str, gan_cfg: Mapping[str, Any]):
     if variant == "cgan":
         return cgan_terms
     if variant == "stackgan":
-        return stackgan_terms(float(gan_cfg.get("kl_weight", 2.0)))
-    return attngan_terms(float(gan_cfg.get("kl_weight", 1.0)), float(gan_cfg.get("damsm_weight", 5.0)),
+        return stackgan_terms(float(require(gan_cfg, "kl_weight", "gan.stackgan")))
+    return attngan_terms(float(require(gan_cfg, "kl_weight", "gan.attngan")),
+                         float(require(gan_cfg, "damsm_weight", "gan.attngan")),
                          DamsmConfig.from_params(gan_cfg.get("damsm")))
 
 
