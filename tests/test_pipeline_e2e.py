@@ -207,6 +207,13 @@ def test_results_page_is_generated_from_the_run(repo, tmp_path):
     assert f"{data['ceiling']['slope']:+.4f}" in text and "0.2 min" in text and "| Real only |" in text
     assert (tmp_path / "demo/fidelity.png").is_file() and (tmp_path / "demo/e4_sweep.png").is_file()
     assert all(p.exists() for p in paths)
+    # benchmarks/identifiability.py: the same ceiling from the data stages alone, no model needed
+    measured = run(repo, sys.executable, str(ROOT / "benchmarks/identifiability.py"), "--out", str(tmp_path / "id.json"))
+    assert measured.returncode == 0, measured.stderr
+    alone = json.loads((tmp_path / "id.json").read_text())
+    assert alone["train"]["ceiling"]["slope"] == pytest.approx(fidelity["identifiability"]["ceiling_train"]["slope"])
+    assert alone["truth_log_area_per_allele"] == pytest.approx(fidelity["ground_truth"]["log_area_per_allele"])
+    assert alone["train"]["drawn"]["n"] == alone["train"]["ceiling"]["n"] > 0 and "| train | drawn |" in measured.stdout
 
 
 @pytest.mark.slow

@@ -214,14 +214,14 @@ def test_ids_stay_unique_and_in_adni_ranges_for_large_cohorts():
     RIDs and a shared PTID, which the genotypes stage rejects. Large phases now step by 1."""
     from g2i.synthetic.cohort import PHASES, _assign_ids
 
-    for n_adni1 in (10, 1100, 1998):
+    for n_adni1 in (10, 1100, 1998, 2700):
         table = pd.DataFrame({"phase": [PHASES[0]] * n_adni1 + [PHASES[1]] * 1400})
         ids = _assign_ids(table, np.random.default_rng(0))
         adni1 = ids["phase"] == PHASES[0]
         assert ids["RID"].is_unique and ids["PTID"].is_unique
-        assert ids.loc[adni1, "RID"].between(2, 1999).all()
-        assert ids.loc[~adni1, "RID"].between(2002, 9999).all()
-        if n_adni1 == 10:   # small phases keep ADNI's 1-3 spacing
+        assert ids.loc[~adni1, "RID"].min() > ids.loc[adni1, "RID"].max()
+        if n_adni1 <= 1998:   # ADNI's ranges whenever they can hold the cohort
+            assert ids.loc[adni1, "RID"].between(2, 1999).all()
+            assert ids.loc[~adni1, "RID"].between(2002, 9999).all()
+        if n_adni1 == 10:     # small phases keep ADNI's 1-3 spacing
             assert ids.loc[adni1, "RID"].diff().dropna().max() > 1
-    with pytest.raises(ValueError, match="ADNI1 subjects do not fit"):
-        _assign_ids(pd.DataFrame({"phase": [PHASES[0]] * 1999}), np.random.default_rng(0))

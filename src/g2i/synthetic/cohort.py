@@ -163,18 +163,19 @@ def _adni_baseline_dx(table: pd.DataFrame, rng: np.random.Generator) -> np.ndarr
 
 
 def _assign_ids(table: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """RIDs in ADNI's ranges per phase (ADNI-1 below 2000, GO/2 from 2002, four digits) and PTIDs SSS_S_RRRR.
-    RIDs step by 1-3 like ADNI's; a phase too large for its range at that spacing steps by 1 instead (the
-    2,450-subject study cohort's ADNI-1 RIDs ran past 2000 into GO/2's, and two subjects shared a PTID)."""
+    """RIDs in ADNI's ranges per phase (ADNI-1 below 2000, GO/2 from 2002) and PTIDs SSS_S_RRRR, unique.
+    RIDs step by 1-3 like ADNI's; an ADNI-1 too large for its range at that spacing steps by 1 instead (the
+    2,450-subject study cohort's ADNI-1 RIDs once ran past 2000 into GO/2's, and two subjects shared a PTID),
+    and one larger still (cohorts drawn only for statistics) pushes GO/2's range up after it."""
     rid = np.zeros(len(table), dtype=int)
-    for phase, (start, stop) in zip(PHASES, ((2, 2000), (2002, 10000))):
+    start, stop = 2, 2000
+    for phase in PHASES:
         members = np.flatnonzero(table["phase"].to_numpy() == phase)
         gaps = rng.integers(1, 4, size=len(members))
-        if len(members) > stop - start:
-            raise ValueError(f"{len(members)} {phase} subjects do not fit ADNI's RID range {start}-{stop - 1}")
-        if len(members) and start + gaps[1:].sum() >= stop:
+        if len(members) and phase == PHASES[0] and start + gaps[1:].sum() >= stop:
             gaps = np.ones_like(gaps)
         rid[members] = start + np.cumsum(gaps) - gaps[0]
+        start = max(2002, int(rid[members].max(initial=0)) + 2)
     site = rng.choice(ADNI_SITES, size=len(table))
     table.insert(0, "RID", rid)
     table.insert(1, "PTID", [f"{s:03d}_S_{r:04d}" for s, r in zip(site, rid)])
