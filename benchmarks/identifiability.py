@@ -25,33 +25,35 @@ from pathlib import Path
 
 
 def measure(params: dict, root: Path) -> dict:
+    """The real-slice side of evaluate's truth measures (g2i.evaluation.truth_fidelity.TruthReference), without
+    the autoencoder's reconstructions: the ceiling and the drawn slope per split."""
     import numpy as np
     import pandas as pd
 
     from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
     from g2i.data.raw import RawInputs
-    from g2i.evaluation import fidelity, truth
+    from g2i.evaluation import fidelity
     from g2i.evaluation.evaluate import real_images
-    from g2i.evaluation.truth_fidelity import _truth_rows, split_apoe4
+    from g2i.evaluation.truth_fidelity import TruthReference
 
     paths = ProcessedPaths()
     paths.check()
     gt = pd.read_csv(RawInputs.from_params(params["data"], root).ground_truth)
     index = pd.read_csv(paths.slices_dir / "index.csv")
     slices = np.load(paths.slices_dir / "slices.npy", mmap_mode="r")
-    planted = fidelity.ground_truth_apoe_effect(params["synthesize"]["effects"], slices=np.asarray(slices, np.float32),
-                                                index=index, ground_truth=gt)
+    effects = params["synthesize"]["effects"]
+    planted = fidelity.ground_truth_apoe_effect(effects, slices=np.asarray(slices, np.float32), index=index,
+                                                ground_truth=gt)
+    # evaluate's conversion: measured on these slices when the cohort allows
     per_allele = planted.get("log_area_per_allele_empirical_vs_scale_target", planted["log_area_per_allele"])
+    train, val, test = (SliceGenotypeDataset(paths, s) for s in ("train", "val", "test"))
+    ref = TruthReference(train, val, test, real_images(train), real_images(test), gt, effects, per_allele,
+                         seed=int(params["evaluate"]["seed"]))
     out = {"truth_log_area_per_allele": float(per_allele),
-           "planted_log_volume_per_allele": float(params["synthesize"]["effects"]["ventricles"]["e4_log_per_allele"])}
-    for split in ("train", "test"):
-        ds = SliceGenotypeDataset(paths, split)
-        areas = fidelity.lateral_ventricle_area(real_images(ds))
-        rows = _truth_rows(ds, gt)
-        ceiling = truth.slope_on_images(areas, split_apoe4(ds), ds.labels)
-        drawn = truth.slope_on_images(rows["ventricle_scale_target"].to_numpy(np.float64), split_apoe4(ds), ds.labels)
+           "planted_log_volume_per_allele": float(ref.planted_log_volume)}
+    for split, ceiling in (("train", ref.ceiling), ("test", ref.ceiling_test)):
         out[split] = {name: {"slope": r["slope"], "ci95": list(r["ci95"]), "n": r["n"]}
-                      for name, r in (("ceiling", ceiling), ("drawn", drawn))}
+                      for name, r in (("ceiling", ceiling), ("drawn", ref.drawn[split]))}
     return out
 
 
@@ -62,11 +64,15 @@ def main() -> None:
     args = parser.parse_args()
 
     from g2i.config import load_params, repo_root, resolve
+    from g2i.errors import G2IError
     from g2i.machine import describe
 
     started = time.perf_counter()
-    params = resolve(load_params(None), args.profile)
-    result = {"profile": params["profile"], "machine": describe(), **measure(params, repo_root())}
+    try:
+        params = resolve(load_params(None), args.profile)
+        result = {"profile": params["profile"], "machine": describe(), **measure(params, repo_root())}
+    except G2IError as exc:   # no processed data, no params.yaml: say so in one line
+        raise SystemExit(f"identifiability: error: {exc}") from None
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(f"profile {result['profile']}: planted {result['truth_log_area_per_allele']:+.4f} log area per allele "
           f"({result['planted_log_volume_per_allele']:+.3f} log volume)")

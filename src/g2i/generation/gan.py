@@ -74,10 +74,6 @@ class GANPipeline:
     def image_size(self) -> int:
         return int(self.info["image_size"])
 
-    @property
-    def snps(self) -> list[str]:
-        return list(self.info.get("snps", []))
-
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "GANPipeline":
         """Rebuild a pipeline saved by save_pretrained (eval mode)."""

@@ -382,8 +382,9 @@ def build_gan(variant: str, model_cfg: Mapping[str, Any], image_size: int,
     # every size in params.yaml, so a deleted key is an error, never the class's default
     stated = (set(inspect.signature(GENERATOR_CLASSES[variant].__init__).parameters)
               - {"self", "image_size", "embed_dim", "num_classes"})   # given by the data and the vocabulary
-    for key in sorted(stated - set(net)):
-        raise G2IError(f"params.yaml: model.gan.{variant}.{key} is missing")
+    missing = sorted(stated - set(net))
+    if missing:
+        raise G2IError(f"params.yaml: model.gan.{variant}.{missing[0]} is missing")
     where = f"gan.{variant}"
     d_channels = int(require(cfg, "d_channels", where))
     d_cap = int(require(cfg, "d_max_channels", where))

@@ -53,7 +53,7 @@ from torch import nn
 from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
 from ..config import from_section
 from ..errors import G2IError
-from ..generation.gan import GANPipeline, check_gan_variant, gan_forward, noise as _noise
+from ..generation.gan import GANPipeline, check_gan_variant, gan_forward, noise
 from ..models.denoiser import diagnosis_onehot
 from ..models.genotype_encoder import GenotypeEncoder, build_genotype_encoder
 from ..models.settings import require
@@ -176,7 +176,7 @@ def cgan_terms(model: nn.ModuleDict, batch: dict, generator: torch.Generator) ->
     """(generator loss, discriminator loss, parts) of CGAN; the label is the condition."""
     x, onehot = batch["x_0"], diagnosis_onehot(batch["label"]).to(batch["x_0"].device)
     gen, disc = model["generator"], model["disc"]
-    fake = gen(_noise(generator, x.device, len(x), gen.config.z_dim), onehot)
+    fake = gen(noise(generator, x.device, len(x), gen.config.z_dim), onehot)
     g_total = g_loss(frozen_call(Conditioned(disc, onehot), fake))
     d_total = d_real(disc(x, onehot)) + d_fake(disc(fake.detach(), onehot))
     return g_total, d_total, {"g_adv": float(g_total.detach())}
@@ -188,8 +188,8 @@ def stackgan_terms(kl_weight: float):
         gen, n, dev = model["generator"], len(x), x.device
         embedding = GenotypeEncoder.pooled(model["genotype_encoder"](batch["genotype"]))
         ca = gen.config.ca_dim
-        out = gen(embedding, _noise(generator, dev, n, gen.config.z_dim), _noise(generator, dev, n, ca),
-                  _noise(generator, dev, n, ca), detach_stage1=True)
+        out = gen(embedding, noise(generator, dev, n, gen.config.z_dim), noise(generator, dev, n, ca),
+                  noise(generator, dev, n, ca), detach_stage1=True)
         # D's condition is detached: the encoder must not learn to move conditions to where D is fooled
         condition = embedding.detach()
         wrong = mismatched(condition, generator)
@@ -217,8 +217,8 @@ def attngan_terms(kl_weight: float, damsm_weight: float, damsm: DamsmConfig):
         x = batch["x_0"]
         gen, n, dev = model["generator"], len(x), x.device
         words, sentence = frozen_genotype_features(model["genotype_encoder"], batch["genotype"])
-        out = gen(words, sentence, _noise(generator, dev, n, gen.config.z_dim),
-                  _noise(generator, dev, n, gen.config.ca_dim))
+        out = gen(words, sentence, noise(generator, dev, n, gen.config.z_dim),
+                  noise(generator, dev, n, gen.config.ca_dim))
         wrong = mismatched(sentence, generator)
         adversarial = d_total = x.new_zeros(())
         for i, fake in enumerate(out["images"]):
