@@ -33,7 +33,6 @@ def measure(params: dict, root: Path) -> dict:
     from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
     from g2i.data.raw import RawInputs
     from g2i.evaluation import fidelity
-    from g2i.evaluation.evaluate import real_images
     from g2i.evaluation.truth_fidelity import TruthReference
 
     paths = ProcessedPaths()
@@ -42,12 +41,12 @@ def measure(params: dict, root: Path) -> dict:
     index = pd.read_csv(paths.slices_dir / "index.csv")
     slices = np.load(paths.slices_dir / "slices.npy", mmap_mode="r")
     effects = params["synthesize"]["effects"]
-    planted = fidelity.ground_truth_apoe_effect(effects, slices=np.asarray(slices, np.float32), index=index,
+    implied = fidelity.ground_truth_apoe_effect(effects, slices=np.asarray(slices, np.float32), index=index,
                                                 ground_truth=gt)
     # evaluate's conversion: measured on these slices when the cohort allows
-    per_allele = planted.get("log_area_per_allele_empirical_vs_scale_target", planted["log_area_per_allele"])
+    per_allele = fidelity.planted_truth(implied)[0]["log_area_per_allele"]
     train, val, test = (SliceGenotypeDataset(paths, s) for s in ("train", "val", "test"))
-    ref = TruthReference(train, val, test, real_images(train), real_images(test), gt, effects, per_allele,
+    ref = TruthReference(train, val, test, train.array(), test.array(), gt, effects, per_allele,
                          seed=int(params["evaluate"]["seed"]))
     out = {"truth_log_area_per_allele": float(per_allele),
            "planted_log_volume_per_allele": float(ref.planted_log_volume)}

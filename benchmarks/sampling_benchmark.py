@@ -63,7 +63,6 @@ def main() -> None:
         from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
         from g2i.vocabulary import codes_with_nan
         from g2i.evaluation.classifier import ClassifierConfig, extract_features, train_classifier
-        from g2i.evaluation.evaluate import real_images
         from g2i.evaluation.image_metrics import frechet_distance
         from g2i.generation.diffusion import G2IPipeline
 
@@ -71,7 +70,7 @@ def main() -> None:
         paths = ProcessedPaths(ROOT / "data/processed/slices", ROOT / "data/processed/genotypes.csv",
                                ROOT / "data/processed/split.csv")
         train = SliceGenotypeDataset(paths, "train")
-        x_train = real_images(train)
+        x_train = train.array()
         cnn = train_classifier(x_train, train.labels, ClassifierConfig.from_params(params["classify"]["classifier"]),
                                seed=0)
         reference = extract_features(cnn, x_train)
@@ -105,7 +104,8 @@ def e4_slope(pipe, train, n: int, sampler: str, steps: int, batch_size: int) -> 
     """The counterfactual e4 slope of `sample`'s dose sweep: n training subjects, own label and panel,
     APOE4 set to 0 / 1 / 2 on the same noise (one seed per subject)."""
     from g2i.vocabulary import codes_with_nan
-    from g2i.evaluation.fidelity import counterfactual_effect, lateral_ventricle_area
+    from g2i.evaluation.fidelity import counterfactual_effect
+    from g2i.imaging.slice_morphometry import lateral_ventricle_area
 
     rows = np.random.default_rng(0).choice(len(train), min(n, len(train)), replace=False)
     codes, labels = codes_with_nan(train.codes[rows]), [int(x) for x in train.labels[rows]]

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from g2i.config import load_params, resolve  # noqa: E402
-from g2i.models import (AutoencoderLossWeights, build_autoencoder, build_denoiser, build_discriminator,  # noqa: E402
+from g2i.losses.autoencoder import AutoencoderLossWeights  # noqa: E402
+from g2i.models import (build_autoencoder, build_denoiser, build_discriminator,  # noqa: E402
                         build_genotype_encoder, build_scheduler)
 from g2i.training.autoencoder import make_loss_fn as autoencoder_loss_fn  # noqa: E402
 from g2i.training.diffusion import diffusion_loss  # noqa: E402

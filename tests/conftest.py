@@ -21,9 +21,36 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
+
+def write_processed(folder: Path, images, diagnoses, splits, snps, ptids=None, z_mm: float = 16.0):
+    """A tiny processed-data folder as the data stages lay it out; returns its ProcessedPaths.
+
+    slices/slices.npy: `images` as float16 (N x H x W); slices/index.csv: row, PTID, diagnosis, z_mm;
+    genotypes.csv: PTID, diagnosis, then the columns of `snps` in their order (APOE4 among them; a scalar
+    fills its column); split.csv: PTID, split. `ptids` default to 002_S_0000, 002_S_0001, ... The caller
+    draws `images` and `snps` from its own generator, in its own order, so each test keeps its data.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from g2i.data.dataset import ProcessedPaths
+
+    folder = Path(folder)
+    n = len(images)
+    ptids = [f"002_S_{i:04d}" for i in range(n)] if ptids is None else list(ptids)
+    (folder / "slices").mkdir(parents=True)
+    np.save(folder / "slices" / "slices.npy", np.asarray(images).astype(np.float16))
+    pd.DataFrame({"row": range(n), "PTID": ptids, "diagnosis": diagnoses, "z_mm": z_mm}).to_csv(
+        folder / "slices" / "index.csv", index=False)
+    pd.DataFrame({"PTID": ptids, "diagnosis": diagnoses, **snps}).to_csv(folder / "genotypes.csv", index=False)
+    pd.DataFrame({"PTID": ptids, "split": splits}).to_csv(folder / "split.csv", index=False)
+    return ProcessedPaths(folder / "slices", folder / "genotypes.csv", folder / "split.csv")
+
 # The end-to-end file first. `make test` runs one pytest-xdist worker per core, each taking whole files
 # (--dist loadfile: a file's module fixtures are built once); in collection order the end-to-end
-# `dvc repro` (~5 of the suite's ~12 CPU-minutes) would start last and run alone at the end.
+# `dvc repro` (~5 of the suite's ~12 CPU-minutes) would start late and run alone at the end. The rest
+# follow in xdist's own order, most tests first. The Makefile passes --no-loadscope-reorder: without it
+# xdist re-sorts the files by test count and the end-to-end file (7 tests) started ~20th.
 # (Tried and dropped: one torch thread per worker; the end-to-end file, the long pole, then runs on one
 # thread while the other core idles at the end.)
 FIRST = ("test_pipeline_e2e.py",)
@@ -31,7 +58,11 @@ FIRST = ("test_pipeline_e2e.py",)
 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable: the rest keep their order
+    per_file: dict[Path, int] = {}
+    for item in items:
+        per_file[item.path] = per_file.get(item.path, 0) + 1
+    # stable: a file's tests keep their order
+    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -per_file[item.path]))
 
 
 # Coarse grids keep generation to seconds; enough subjects per phase for PLINK's HWE test to bite.

@@ -15,6 +15,7 @@ from g2i.commands import classify
 from g2i.errors import G2IError
 from g2i.evaluation.classifier import (METRICS, check_real_fractions, fraction_key, intervals_overlap,
                                        paired_difference, stratified_subject_subsample, t_interval)
+from g2i.evaluation.tables import table2_markdown
 
 
 # ---------------------------------------------------------------------------------------------- intervals
@@ -126,7 +127,7 @@ def results_for(fractions: list[float]) -> dict[float, dict[str, dict]]:
 
 
 def test_markdown_without_scarcity_when_only_table_2_is_configured():
-    md = classify.table2_markdown(results_for([1.0]), [0, 1, 2], {"CN": 3, "MCI": 3, "AD": 3}, per_class=100)
+    md = table2_markdown(results_for([1.0]), [0, 1, 2], {"CN": 3, "MCI": 3, "AD": 3}, per_class=100)
     assert "Real-data scarcity" not in md
     real_ci = t_interval([0.60, 0.62, 0.64])
     assert f"| Real only | 90 | 0.620 ({real_ci[0]:.3f}, {real_ci[1]:.3f}) |" in md
@@ -141,7 +142,7 @@ def test_markdown_without_scarcity_when_only_table_2_is_configured():
 def test_markdown_scarcity_section_has_one_line_per_training_set_and_a_column_per_fraction():
     results = results_for([0.25, 0.5, 1.0])
     subjects = {f: {"CN": round(10 * f), "MCI": round(12 * f), "AD": round(4 * f)} for f in results}
-    md = classify.table2_markdown(results, [0, 1, 2], {"CN": 3, "MCI": 3, "AD": 3}, subjects, per_class=100)
+    md = table2_markdown(results, [0, 1, 2], {"CN": 3, "MCI": 3, "AD": 3}, subjects, per_class=100)
     table2, scarcity = md.split("## Real-data scarcity")
     assert "@" not in table2 and table2.count("| Real + ") == 2  # Table 2 itself is unchanged
     lines = scarcity.splitlines()
@@ -156,7 +157,7 @@ def test_markdown_scarcity_section_has_one_line_per_training_set_and_a_column_pe
 
 def test_one_seed_gives_means_without_intervals():
     results = {1.0: {"real": fake_report([0.6]), "g2i": fake_report([0.7])}}
-    md = classify.table2_markdown(results, [0], {"CN": 3, "MCI": 3, "AD": 3})
+    md = table2_markdown(results, [0], {"CN": 3, "MCI": 3, "AD": 3})
     assert "| Real only | 30 | 0.600 | 0.600 |" in md
     assert "single seed: no interval" in md
 

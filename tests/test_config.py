@@ -78,7 +78,7 @@ def test_every_params_dataclass_rejects_unknown_keys_and_bad_values_by_name():
     from g2i.config import from_section
     from g2i.evaluation.classifier import ClassifierConfig
     from g2i.generation.sets import SampleConfig
-    from g2i.models.autoencoder import AutoencoderLossWeights
+    from g2i.losses.autoencoder import AutoencoderLossWeights
     from g2i.training.gan import DamsmConfig
     from g2i.training.trainer import TrainConfig
 

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
 from g2i.vocabulary import MISSING_CODE
 from g2i.errors import G2IError
 
+from .conftest import write_processed
+
 
 @pytest.fixture
 def processed(tmp_path):
     rng = np.random.default_rng(0)
-    ptids = [f"002_S_{i:04d}" for i in range(9)]
-    (tmp_path / "slices").mkdir()
-    np.save(tmp_path / "slices" / "slices.npy", rng.uniform(-1, 1, (9, 8, 8)).astype(np.float16))
-    pd.DataFrame({"row": range(9), "PTID": ptids, "diagnosis": ["CN", "MCI", "AD"] * 3, "z_mm": 16.0}).to_csv(
-        tmp_path / "slices" / "index.csv", index=False)
-    genotypes = pd.DataFrame({"PTID": ptids, "diagnosis": ["CN", "MCI", "AD"] * 3,
-                              "rs1": rng.integers(0, 3, 9).astype(float), "rs2": [np.nan] + [1.0] * 8, "APOE4": 0})
-    genotypes.to_csv(tmp_path / "genotypes.csv", index=False)
-    pd.DataFrame({"PTID": ptids, "split": ["train"] * 6 + ["test"] * 3}).to_csv(tmp_path / "split.csv", index=False)
-    return ProcessedPaths(tmp_path / "slices", tmp_path / "genotypes.csv", tmp_path / "split.csv")
+    images = rng.uniform(-1, 1, (9, 8, 8))
+    snps = {"rs1": rng.integers(0, 3, 9).astype(float), "rs2": [np.nan] + [1.0] * 8, "APOE4": 0}
+    return write_processed(tmp_path, images, ["CN", "MCI", "AD"] * 3, ["train"] * 6 + ["test"] * 3, snps)
 
 
 def test_items_join_image_label_and_genotype(processed):

@@ -1,4 +1,5 @@
-"""Fidelity checks (g2i.evaluation.fidelity) on synthetic phantoms, and on slices of the session's generated cohort."""
+"""Fidelity checks (g2i.evaluation.fidelity, g2i.imaging.slice_morphometry, g2i.evaluation.memorisation) on synthetic
+phantoms, and on slices of the session's generated cohort."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import pytest
 from scipy import ndimage as ndi
 
 from g2i.evaluation.fidelity import (
+    PLANTED_FROM_ASSUMED,
+    PLANTED_FROM_SLICES,
     apoe_effect_on_area,
     counterfactual_effect,
     ground_truth_apoe_effect,
-    lateral_ventricle_area,
-    memorisation_audit,
+    planted_truth,
     validate_ventricle_measure,
 )
+from g2i.evaluation.memorisation import memorisation_audit
+from g2i.imaging.slice_morphometry import lateral_ventricle_area
 
 
 SUPERSAMPLE = 4  # render at 4x and average: partial volumes at blob edges, as in a resized scan
@@ -121,6 +125,21 @@ def test_ground_truth_effect_default_exponent():
     assert ground_truth_apoe_effect(effects, area_exponent=1.0)["log_area_per_allele"] == pytest.approx(0.08)
     nested = ground_truth_apoe_effect({"synthesize": {"effects": effects}})
     assert nested["e4_log_per_allele"] == 0.08
+
+
+def test_planted_truth_prefers_the_exponent_measured_on_the_slices_and_says_so():
+    assumed = ground_truth_apoe_effect({"ventricles": {"e4_log_per_allele": 0.09}})   # exponent 2/3: 0.06
+    truth, source = planted_truth(assumed)
+    assert source == PLANTED_FROM_ASSUMED and truth == assumed and truth is not assumed
+    measured = {**assumed, "empirical_area_exponent_vs_scale_target": 0.5,
+                "log_area_per_allele_empirical_vs_scale_target": 0.045}
+    before = dict(measured)
+    truth, source = planted_truth(measured)
+    assert source == PLANTED_FROM_SLICES
+    assert (truth["area_exponent"], truth["log_area_per_allele"]) == (0.5, 0.045)
+    assert truth["e4_log_per_allele"] == 0.09 and truth["ratio_per_allele"] == assumed["ratio_per_allele"]
+    assert set(truth) == set(measured)
+    assert measured == before   # the input is not overwritten
 
 
 def _smooth_images(n: int, size: int, seed: int) -> np.ndarray:

@@ -11,7 +11,8 @@ from PIL import Image
 
 from g2i.imaging.slicing import PLANE_SHAPE, plane_world_coords, slice_affine
 from g2i.models import build_autoencoder, build_denoiser, build_genotype_encoder, build_scheduler
-from g2i.generation.diffusion import G2IPipeline, save_nifti, save_png
+from g2i.generation.diffusion import G2IPipeline
+from g2i.generation.export import save_nifti, save_png
 
 from .test_train_diffusion import TINY_MODEL
 

@@ -6,20 +6,20 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from g2i.data.dataset import ProcessedPaths
 from g2i.errors import G2IError
 from g2i.models import diagnosis_onehot
 from g2i.models.gans import build_gan
 from g2i.generation.gan import GANPipeline
-from g2i.training.gan import (build_gan_modules, damsm_loss, damsm_scores, gan_terms, matching_d_loss, mismatched,
-                              train_config, train_gan)
+from g2i.losses.gan import damsm_loss, damsm_scores, matching_d_loss, mismatched
+from g2i.training.gan import build_gan_modules, gan_terms, train_config, train_gan
 from g2i.vocabulary import GAN_VARIANTS
 from g2i.training.trainer import step_generator
+
+from .conftest import write_processed
 
 SIZE, N_SNPS = 32, 6
 TINY_MODEL = {
@@ -56,16 +56,10 @@ def one_thread():
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("gans")
     rng = np.random.default_rng(0)
-    ptids = [f"002_S_{i:04d}" for i in range(12)]
-    dx = ["CN", "MCI", "AD"] * 4
-    (root / "slices").mkdir()
-    np.save(root / "slices/slices.npy", rng.uniform(-1, 1, (12, SIZE, SIZE)).astype(np.float16))
-    pd.DataFrame({"row": range(12), "PTID": ptids, "diagnosis": dx, "z_mm": 16.0}).to_csv(root / "slices/index.csv", index=False)
+    images = rng.uniform(-1, 1, (12, SIZE, SIZE))
     snps = {f"rs{i}": rng.integers(0, 3, 12) for i in range(N_SNPS - 1)}
-    pd.DataFrame({"PTID": ptids, "diagnosis": dx, **snps, "APOE4": rng.integers(0, 3, 12)}).to_csv(
-        root / "genotypes.csv", index=False)
-    pd.DataFrame({"PTID": ptids, "split": ["train"] * 9 + ["val"] * 3}).to_csv(root / "split.csv", index=False)
-    return ProcessedPaths(root / "slices", root / "genotypes.csv", root / "split.csv")
+    snps["APOE4"] = rng.integers(0, 3, 12)
+    return write_processed(root, images, ["CN", "MCI", "AD"] * 4, ["train"] * 9 + ["val"] * 3, snps)
 
 
 def modules_of(variant: str) -> torch.nn.ModuleDict:
@@ -204,11 +198,11 @@ def test_each_network_gets_only_its_own_gradients(variant):
 @pytest.mark.parametrize("variant", GAN_VARIANTS)
 def test_each_variant_trains_saves_loads_and_generates(tiny, tmp_path, variant):
     logged = []
-    result = train_gan(variant, PARAMS, tiny, tmp_path / "model", tmp_path / "ckpt",
-                       log=lambda metrics, step: logged.append((step, metrics)))
-    assert result["steps"] == 4 and np.isfinite(result["final_loss"]) and result["parameters"] > 0
+    result = train_gan(PARAMS, tiny, tmp_path / "model", tmp_path / "ckpt",
+                       lambda metrics, step: logged.append((step, metrics)), variant=variant)
+    assert result.steps == 4 and np.isfinite(result.final_loss) and result.parameters > 0
     # a rerun finds the checkpoint complete: nothing trains, the same losses come back from the checkpoint
-    again = train_gan(variant, PARAMS, tiny, tmp_path / "model", tmp_path / "ckpt", log=logged.append)
+    again = train_gan(PARAMS, tiny, tmp_path / "model", tmp_path / "ckpt", logged.append, variant=variant)
     assert again == result
     assert [s for s, metrics in logged if "d" in metrics] == [1, 2, 3, 4]
     if variant == "attngan":
@@ -251,7 +245,7 @@ def test_training_settings_per_variant():
 
 def test_unknown_variant_names_the_valid_ones(tiny, tmp_path):
     with pytest.raises(G2IError, match="cgan, stackgan, attngan"):
-        train_gan("biggan", PARAMS, tiny, tmp_path / "m", tmp_path / "c")
+        train_gan(PARAMS, tiny, tmp_path / "m", tmp_path / "c", variant="biggan")
     with pytest.raises(G2IError, match="model.gan.cgan"):
         build_gan("cgan", {"gan": {"cgan": {"z_dim": 8, "chanels": 4}}}, SIZE)
 
@@ -259,19 +253,19 @@ def test_unknown_variant_names_the_valid_ones(tiny, tmp_path):
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny, tmp_path):
     """AttnGAN covers the most: DAMSM pre-training, a frozen encoder, dropout (global RNG), three stages."""
     params = copy.deepcopy(PARAMS)
-    train_gan("attngan", params, tiny, tmp_path / "straight", tmp_path / "ckpt_a")
+    train_gan(params, tiny, tmp_path / "straight", tmp_path / "ckpt_a", variant="attngan")
 
     def crash(metrics, step):
         if "d" in metrics and step == 3:
             raise RuntimeError("simulated crash")
 
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_gan("attngan", params, tiny, tmp_path / "resumed", tmp_path / "ckpt_b", log=crash)
+        train_gan(params, tiny, tmp_path / "resumed", tmp_path / "ckpt_b", crash, variant="attngan")
     assert not (tmp_path / "resumed").exists()
     logged = []
-    result = train_gan("attngan", params, tiny, tmp_path / "resumed", tmp_path / "ckpt_b",
-                       log=lambda metrics, step: logged.append((step, sorted(metrics))))
-    assert result["steps"] == 4
+    result = train_gan(params, tiny, tmp_path / "resumed", tmp_path / "ckpt_b",
+                       lambda metrics, step: logged.append((step, sorted(metrics))), variant="attngan")
+    assert result.steps == 4
     assert [step for step, _ in logged] == [3, 4]  # resumed from the step-2 checkpoint, DAMSM not redone
     for part in ("generator", "genotype_encoder"):
         a = load_file(tmp_path / "straight" / part / "diffusion_pytorch_model.safetensors")
@@ -283,7 +277,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny, tmp_path)
 
 
 def test_cgan_ignores_genotypes(tiny, tmp_path):
-    train_gan("cgan", PARAMS, tiny, tmp_path / "cgan", tmp_path / "ckpt")
+    train_gan(PARAMS, tiny, tmp_path / "cgan", tmp_path / "ckpt", variant="cgan")
     labels = torch.tensor([1, 1])
     pipe = GANPipeline.from_pretrained(tmp_path / "cgan")
     images = pipe.generate(labels, two_genotypes(), torch.Generator().manual_seed(0))

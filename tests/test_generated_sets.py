@@ -6,15 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
+from g2i.data.dataset import SliceGenotypeDataset
 from g2i.errors import G2IError
 from g2i.generation.sets import (SampleConfig, choose_guidance, guidance_set, load_set, pipeline_generator,
                                      write_sets)
 from g2i.generation.loader import guidance_settings
 
+from .conftest import write_processed
 from .test_g2i_pipeline import tiny_pipeline
 
-SAMPLING = {"sampler": "ddpm", "num_inference_steps": 2, "guidance_scale": 1.0, "batch_size": 8}
+SAMPLING = {"sampler": "ddpm", "num_inference_steps": 2, "eta": 0.0, "guidance_scale": 1.0,
+            "genotype_guidance_scale": None, "batch_size": 8}
 
 
 @pytest.fixture(scope="module")
@@ -22,18 +24,12 @@ def splits(tmp_path_factory):
     root = tmp_path_factory.mktemp("sets")
     rng = np.random.default_rng(1)
     n = 15
-    ptids = [f"011_S_{i:04d}" for i in range(n)]
-    dx = ["CN", "MCI", "AD"] * 5
-    (root / "slices").mkdir()
-    np.save(root / "slices/slices.npy", rng.uniform(-1, 1, (n, 16, 16)).astype(np.float16))
-    pd.DataFrame({"row": range(n), "PTID": ptids, "diagnosis": dx, "z_mm": 16.0}).to_csv(root / "slices/index.csv",
-                                                                                         index=False)
+    images = rng.uniform(-1, 1, (n, 16, 16))
     rs2 = rng.integers(0, 3, n).astype(float)
     rs2[0] = np.nan  # a missing call travels as NaN into the pipeline
-    pd.DataFrame({"PTID": ptids, "diagnosis": dx, "rs1": rng.integers(0, 3, n), "rs2": rs2,
-                  "APOE4": rng.integers(0, 3, n)}).to_csv(root / "genotypes.csv", index=False)
-    pd.DataFrame({"PTID": ptids, "split": ["train"] * 12 + ["test"] * 3}).to_csv(root / "split.csv", index=False)
-    paths = ProcessedPaths(root / "slices", root / "genotypes.csv", root / "split.csv")
+    snps = {"rs1": rng.integers(0, 3, n), "rs2": rs2, "APOE4": rng.integers(0, 3, n)}
+    paths = write_processed(root, images, ["CN", "MCI", "AD"] * 5, ["train"] * 12 + ["test"] * 3, snps,
+                            ptids=[f"011_S_{i:04d}" for i in range(n)])
     return SliceGenotypeDataset(paths, "train"), SliceGenotypeDataset(paths, "test")
 
 
@@ -150,7 +146,7 @@ def test_choose_guidance_sets_the_diagnosis_by_label_effects_then_the_genotype_b
 
 
 def test_label_effect_error_is_zero_for_the_real_slices_and_grows_with_exaggeration(monkeypatch):
-    from g2i.generation.sets import label_effect_error
+    from g2i.evaluation.truth import label_effect_error
 
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], 40)
@@ -160,9 +156,9 @@ def test_label_effect_error_is_zero_for_the_real_slices_and_grows_with_exaggerat
     def fake_area(images):   # images carry their own log area in pixel [0, 0]
         return np.exp(images[:, 0, 0].astype(np.float64))
 
-    import g2i.evaluation.fidelity as fidelity
+    import g2i.imaging.slice_morphometry as slice_morphometry
 
-    monkeypatch.setattr(fidelity, "lateral_ventricle_area", fake_area)
+    monkeypatch.setattr(slice_morphometry, "lateral_ventricle_area", fake_area)
     error = label_effect_error(np.exp(log_area), labels)
     as_images = lambda logs: np.broadcast_to(logs[:, None, None], (logs.size, 2, 2)).astype(np.float32)  # noqa: E731
     measure["same"] = error(as_images(log_area), labels)
@@ -171,3 +167,44 @@ def test_label_effect_error_is_zero_for_the_real_slices_and_grows_with_exaggerat
     assert measure["same"] == pytest.approx(0.0, abs=1e-9)
     assert measure["double"] == pytest.approx(1.0, abs=0.05)          # twice the real differences: error 1
     assert 0.7 < measure["flat"] < 1.3                                # no class difference: error ~1
+
+
+def test_export_writes_a_set_as_png_or_nifti_files_with_an_index(tmp_path):
+    """`g2i export`: the sample stage's arrays as files a viewer opens, each named in index.csv; nothing half-written."""
+    import nibabel as nib
+    from PIL import Image
+
+    from g2i.cli import main
+    from g2i.imaging.slicing import slice_affine
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (3, 16, 16)).astype(np.float16)
+    folder = tmp_path / "generated" / "g2i_l_att"
+    folder.mkdir(parents=True)
+    np.savez(folder / "test.npz", images=images, row=np.array([0, 0, 1]), label=np.array([2, 2, 0]),
+             ptid=np.array(["002_S_0001", "002_S_0001", "002_S_0002"]))
+    np.savez(folder / "counterfactual.npz", row=np.array([4, 5]), label=np.array([1, 1]), apoe4=np.array([0.0, 2.0]),
+             dose_0=images[:2], dose_2=images[1:])
+    index = tmp_path / "index.csv"
+    pd.DataFrame({"PTID": ["a"], "z_mm": [16.0]}).to_csv(index, index=False)
+    common = ["--variant", "g2i_l_att", "--generated", str(tmp_path / "generated"), "--slices-index", str(index), "--quiet"]
+
+    assert main(["export", *common, "--out", str(tmp_path / "png")]) == 0
+    table = pd.read_csv(tmp_path / "png" / "index.csv")
+    assert list(table["file"]) == ["images_0.png", "images_1.png", "images_2.png"]
+    assert list(table["diagnosis"]) == ["AD", "AD", "CN"] and table["ptid"].iloc[2] == "002_S_0002"
+    png = np.asarray(Image.open(tmp_path / "png" / "images_2.png"))
+    np.testing.assert_allclose(png / 127.5 - 1, images[2].astype(np.float32), atol=1 / 127.5)
+
+    assert main(["export", *common, "--set", "counterfactual", "--format", "nifti", "--limit", "1",
+                 "--out", str(tmp_path / "nii")]) == 0
+    table = pd.read_csv(tmp_path / "nii" / "index.csv")
+    assert list(table["file"]) == ["dose_0_0.nii.gz", "dose_2_0.nii.gz"] and list(table["apoe4"]) == [0.0, 0.0]
+    nifti = nib.load(tmp_path / "nii" / "dose_2_0.nii.gz")
+    np.testing.assert_allclose(nifti.get_fdata()[:, :, 0].T, images[1].astype(np.float32), atol=1e-3)
+    np.testing.assert_allclose(nifti.affine, slice_affine(16.0, (16, 16)))
+
+    # a set `sample` never wrote: a plain error, exit 2, no folder
+    assert main(["export", *common, "--set", "augment", "--out", str(tmp_path / "none")]) == 2
+    assert main(["export", *common, "--limit", "0", "--out", str(tmp_path / "none")]) == 2
+    assert not (tmp_path / "none").exists()

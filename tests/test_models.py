@@ -9,10 +9,10 @@ import torch
 from diffusers.models.attention_processor import Attention
 
 from g2i.errors import G2IError
-from g2i.models import (MISSING, VARIANTS, AutoencoderLossWeights, GenotypeEncoder, G2IDenoiser, autoencode,
-                        autoencoder_loss, build_autoencoder, build_ddim_scheduler, build_denoiser,
-                        build_discriminator, build_genotype_encoder, build_scheduler, diagnosis_onehot,
-                        discriminator_loss, encode_mean, genotype_codes, latent_scaling_factor,
+from g2i.losses.autoencoder import AutoencoderLossWeights, autoencoder_loss, discriminator_loss
+from g2i.models import (MISSING, VARIANTS, GenotypeEncoder, G2IDenoiser, autoencode, build_autoencoder,
+                        build_ddim_scheduler, build_denoiser, build_discriminator, build_genotype_encoder,
+                        build_scheduler, diagnosis_onehot, encode_mean, genotype_codes, latent_scaling_factor,
                         set_scaling_factor, ssim)
 
 F_G, F_E, B = 7, 16, 2

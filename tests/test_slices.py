@@ -318,7 +318,7 @@ def test_csf_keeps_its_level_between_background_and_white(reference):
     """Raw ~0 maps to -1 (the head's 1st percentile) and white to +1, so CSF sits near -1 + 0.35 (white + 1),
     where the 2D ventricle measure looks for it; it must not be pushed to -1 (both ends from inside the brain
     did that, and halved the measure's sensitivity)."""
-    from g2i.evaluation.fidelity import CSF_OVER_WM, WHITE_PERCENTILE, brain_mask
+    from g2i.imaging.slice_morphometry import CSF_OVER_WM, WHITE_PERCENTILE, brain_mask
 
     volume, affine = reference
     plane = axial_slices(volume, affine, [16.0], (64, 64), 1.0, 99.0)[0]

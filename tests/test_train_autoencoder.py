@@ -7,7 +7,6 @@ import math
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import yaml
@@ -15,12 +14,12 @@ from diffusers import AutoencoderKL
 
 from g2i.cli import main
 from g2i.config import load_params
-from g2i.models import (AutoencoderLossWeights, autoencode, build_autoencoder, build_discriminator,
-                        discriminator_loss, generator_adversarial_loss)
-from g2i.training.autoencoder import frozen_call, make_loss_fn
-from g2i.training.trainer import cpu_precision, step_generator
+from g2i.losses.autoencoder import AutoencoderLossWeights, discriminator_loss, generator_adversarial_loss
+from g2i.models import autoencode, build_autoencoder, build_discriminator
+from g2i.training.autoencoder import make_loss_fn
+from g2i.training.trainer import cpu_precision, frozen_call, step_generator
 
-from .conftest import ROOT
+from .conftest import ROOT, write_processed
 
 SIZE = 16
 TINY_MODEL = {
@@ -38,19 +37,12 @@ def processed(tmp_path):
     """Processed tables for 12 subjects with smooth 16 x 16 'slices' in [-1, 1]."""
     rng = np.random.default_rng(0)
     n = 12
-    ptids = [f"002_S_{i:04d}" for i in range(n)]
     yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
     images = [np.tanh(2 * np.sin(2 * np.pi * (a * xx + b * yy) + c)) for a, b, c in rng.uniform(0.5, 1.5, (n, 3))]
+    snps = {"rs1": rng.integers(0, 3, n).astype(float), "APOE4": 0}
     folder = tmp_path / "processed"
-    (folder / "slices").mkdir(parents=True)
-    np.save(folder / "slices" / "slices.npy", np.stack(images).astype(np.float16))
-    diagnoses = ["CN", "MCI", "AD"] * (n // 3)
-    pd.DataFrame({"row": range(n), "PTID": ptids, "diagnosis": diagnoses, "z_mm": 16.0}).to_csv(
-        folder / "slices" / "index.csv", index=False)
-    genotypes = {"PTID": ptids, "diagnosis": diagnoses, "rs1": rng.integers(0, 3, n).astype(float), "APOE4": 0}
-    pd.DataFrame(genotypes).to_csv(folder / "genotypes.csv", index=False)
-    pd.DataFrame({"PTID": ptids, "split": ["train"] * 8 + ["val"] * 2 + ["test"] * 2}).to_csv(
-        folder / "split.csv", index=False)
+    write_processed(folder, np.stack(images), ["CN", "MCI", "AD"] * (n // 3),
+                    ["train"] * 8 + ["val"] * 2 + ["test"] * 2, snps)
     return folder
 
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
+from g2i.data.dataset import SliceGenotypeDataset
 from g2i.errors import G2IError
-from g2i.models import VARIANTS, build_autoencoder
+from g2i.models import VARIANTS, build_autoencoder, load_autoencoder
 from g2i.generation.diffusion import load_variant
-from g2i.training.diffusion import diffusion_loss, sample_grid, train_diffusion
-from g2i.training.latents import encode_latents, load_autoencoder
+from g2i.generation.preview import sample_grid
+from g2i.training.diffusion import diffusion_loss, train_diffusion
+from g2i.training.latents import encode_latents
 from g2i.models import build_scheduler
+
+from .conftest import write_processed
 
 TINY_MODEL = {
     "autoencoder": {"block_out_channels": [8, 8, 8], "latent_channels": 2, "layers_per_block": 1, "norm_num_groups": 4,
@@ -33,19 +35,13 @@ TRAIN = {"max_steps": 6, "batch_size": 4, "learning_rate": 1e-3, "warmup_steps":
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("diffusion")
     rng = np.random.default_rng(0)
-    ptids = [f"002_S_{i:04d}" for i in range(12)]
-    dx = ["CN", "MCI", "AD"] * 4
-    (root / "slices").mkdir()
-    np.save(root / "slices/slices.npy", rng.uniform(-1, 1, (12, 16, 16)).astype(np.float16))
-    pd.DataFrame({"row": range(12), "PTID": ptids, "diagnosis": dx, "z_mm": 16.0}).to_csv(root / "slices/index.csv", index=False)
-    pd.DataFrame({"PTID": ptids, "diagnosis": dx, "rs1": rng.integers(0, 3, 12), "rs2": rng.integers(0, 3, 12),
-                  "APOE4": rng.integers(0, 3, 12)}).to_csv(root / "genotypes.csv", index=False)
-    pd.DataFrame({"PTID": ptids, "split": ["train"] * 9 + ["val"] * 3}).to_csv(root / "split.csv", index=False)
+    images = rng.uniform(-1, 1, (12, 16, 16))
+    snps = {"rs1": rng.integers(0, 3, 12), "rs2": rng.integers(0, 3, 12), "APOE4": rng.integers(0, 3, 12)}
+    paths = write_processed(root, images, ["CN", "MCI", "AD"] * 4, ["train"] * 9 + ["val"] * 3, snps)
     vae = build_autoencoder(TINY_MODEL)
     vae.register_to_config(scaling_factor=0.5)
     vae.save_pretrained(str(root / "autoencoder"))
     summary = encode_latents(root / "autoencoder", root / "slices/slices.npy", root / "latents", root / "latents.json")
-    paths = ProcessedPaths(root / "slices", root / "genotypes.csv", root / "split.csv")
     return root, paths, summary
 
 
@@ -69,10 +65,10 @@ def test_each_variant_trains_saves_loads_and_samples(tiny, tmp_path, variant):
     root, paths, _ = tiny
     logged, grids = [], []
     vae = load_autoencoder(root / "autoencoder")
-    result = train_diffusion(variant, params_for(), paths, root / "latents/latents.npy", vae, tmp_path / variant,
-                             tmp_path / "ckpt", log=lambda m, s: logged.append(s),
+    result = train_diffusion(params_for(), paths, tmp_path / variant, tmp_path / "ckpt", lambda m, s: logged.append(s),
+                             variant=variant, latents=root / "latents/latents.npy", vae=vae,
                              on_checkpoint=lambda pipe, step: grids.append((step, pipe.config.variant)))
-    assert result["steps"] == 6 and np.isfinite(result["final_loss"])
+    assert result.steps == 6 and np.isfinite(result.final_loss)
     assert grids == [(3, variant), (6, variant)]  # a sample grid can be drawn at every checkpoint
     pipe = load_variant(tmp_path / variant)
     assert (pipe.genotype_encoder is None) == (variant == "ldm") and pipe.unet.config.variant == variant
@@ -92,8 +88,8 @@ def test_same_params_train_the_same_model(tiny, tmp_path):
     root, paths, _ = tiny
     vae = load_autoencoder(root / "autoencoder")
     for name in ("a", "b"):
-        train_diffusion("g2i_l_att", params_for(), paths, root / "latents/latents.npy", vae, tmp_path / name,
-                        tmp_path / f"ckpt-{name}", progress=False)
+        train_diffusion(params_for(), paths, tmp_path / name, tmp_path / f"ckpt-{name}", variant="g2i_l_att",
+                        latents=root / "latents/latents.npy", vae=vae, progress=False)
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -102,15 +98,19 @@ def test_checkpoints_from_other_params_are_not_resumed(tiny, tmp_path):
     root, paths, _ = tiny
     vae = load_autoencoder(root / "autoencoder")
     latents = root / "latents/latents.npy"
-    first = train_diffusion("g2i", params_for(6), paths, latents, vae, tmp_path / "a", tmp_path / "ckpt", progress=False)
+    first = train_diffusion(params_for(6), paths, tmp_path / "a", tmp_path / "ckpt", variant="g2i", latents=latents,
+                            vae=vae, progress=False)
     # same settings: the complete checkpoint is found, nothing is trained, the final loss is remembered
-    again = train_diffusion("g2i", params_for(6), paths, latents, vae, tmp_path / "a2", tmp_path / "ckpt", progress=False)
+    again = train_diffusion(params_for(6), paths, tmp_path / "a2", tmp_path / "ckpt", variant="g2i", latents=latents,
+                            vae=vae, progress=False)
     assert again == first
     assert all(torch.equal(x, y) for x, y in zip(_weights(tmp_path / "a").values(), _weights(tmp_path / "a2").values()))
     # another learning rate: the old checkpoint (already at the last step) must not be taken as the result
     changed = params_for(6, learning_rate=5e-3)
-    train_diffusion("g2i", changed, paths, latents, vae, tmp_path / "b", tmp_path / "ckpt", progress=False)
-    train_diffusion("g2i", changed, paths, latents, vae, tmp_path / "fresh", tmp_path / "ckpt-fresh", progress=False)
+    train_diffusion(changed, paths, tmp_path / "b", tmp_path / "ckpt", variant="g2i", latents=latents, vae=vae,
+                    progress=False)
+    train_diffusion(changed, paths, tmp_path / "fresh", tmp_path / "ckpt-fresh", variant="g2i", latents=latents, vae=vae,
+                    progress=False)
     a, b, fresh = _weights(tmp_path / "a"), _weights(tmp_path / "b"), _weights(tmp_path / "fresh")
     assert all(torch.equal(b[k], fresh[k]) for k in b) and not all(torch.equal(a[k], b[k]) for k in a)
 
@@ -193,8 +193,9 @@ def test_dropout_shares_are_checked():
 def test_unknown_variant_lists_the_valid_ones(tiny, tmp_path):
     root, paths, _ = tiny
     with pytest.raises(G2IError, match="g2i_l_att"):
-        train_diffusion("g2i_xl", {"model": TINY_MODEL, "training": {"diffusion": TRAIN}}, paths,
-                        root / "latents/latents.npy", load_autoencoder(root / "autoencoder"), tmp_path / "x", tmp_path / "c")
+        train_diffusion({"model": TINY_MODEL, "training": {"diffusion": TRAIN}}, paths, tmp_path / "x", tmp_path / "c",
+                        variant="g2i_xl", latents=root / "latents/latents.npy",
+                        vae=load_autoencoder(root / "autoencoder"))
 
 
 def test_train_command_logs_params_losses_grids_and_the_model_to_mlflow(tiny, tmp_path, monkeypatch, capsys):

@@ -123,3 +123,29 @@ def test_cpu_bf16_trainer_runs_the_networks_in_bf16_and_keeps_float32_weights(tm
     trainer.fit()
     assert trainer.precision == "bf16" and seen == [torch.bfloat16] * 3
     assert all(p.dtype == torch.float32 for p in trainer.unwrapped.parameters())
+
+
+def test_the_three_trainers_have_one_shape():
+    """train_autoencoder, train_diffusion and train_gan: (params, paths, out_dir, checkpoint_dir, log) first, then
+    their own keywords, max_steps and progress keyword-only; each returns a TrainResult."""
+    import inspect
+    import math
+
+    from g2i.training.autoencoder import train_autoencoder
+    from g2i.training.diffusion import train_diffusion
+    from g2i.training.gan import train_gan
+    from g2i.training.trainer import TrainResult
+
+    leading = ["params", "paths", "out_dir", "checkpoint_dir", "log"]
+    for trainer in (train_autoencoder, train_diffusion, train_gan):
+        parameters = inspect.signature(trainer).parameters
+        positional = [name for name, p in parameters.items() if p.kind == p.POSITIONAL_OR_KEYWORD]
+        assert positional == leading, trainer.__name__
+        assert parameters["log"].default is None, trainer.__name__
+        for name in ("max_steps", "progress"):
+            assert parameters[name].kind == inspect.Parameter.KEYWORD_ONLY, (trainer.__name__, name)
+        assert inspect.signature(trainer).return_annotation in (TrainResult, "TrainResult"), trainer.__name__
+
+    result = TrainResult(steps=3, final={"loss": 0.25, "mse": 0.2}, parameters=10, precision="no")
+    assert result.final_loss == 0.25 and result.metrics == {} and result.preview is None
+    assert math.isnan(TrainResult(steps=0, final={}, parameters=0, precision="no").final_loss)

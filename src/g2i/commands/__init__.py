@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "encode_latents",
     "train",
     "sample",
+    "export",
     "evaluate",
     "probe",
     "classify",

@@ -4,7 +4,8 @@ Outputs (under --out):
 
     table2.md     Table 2 (mean and 95 % t-interval over seeds per metric), one sentence per augmented row
                   on whether augmentation changed accuracy (paired over seeds); with classify.real_fractions
-                  below 1, a "Real-data scarcity" section (accuracy per fraction of the real subjects).
+                  below 1, a "Real-data scarcity" section (accuracy per fraction of the real subjects);
+                  rendered by g2i.evaluation.tables.table2_markdown.
     metrics.json  the DVC metrics, shaped as `metrics_summary` documents.
     per_seed.json every row's full `evaluate_over_seeds` result (per-seed metrics and confusion matrices),
                   keyed by row name: "real", "<model>", and "real@<f>", "<model>@<f>" for fractions f < 1.
@@ -27,10 +28,6 @@ DESCRIPTION = ("Train the paper's 2-layer CNN for 3-way CN/MCI/AD classification
                "on a stratified subsample of f of the real training subjects (the real-data-scarcity curve). "
                "One MLflow run per row.")
 
-REAL = "real"
-SENTENCE_METRIC = "accuracy"
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--models", nargs="+", required=True, help="model names under --generated")
@@ -43,99 +40,6 @@ def row_name(name: str, fraction: float) -> str:
     from ..evaluation.classifier import fraction_key
 
     return name if float(fraction) == 1.0 else f"{name}@{fraction_key(fraction)}"
-
-
-def _label(name: str) -> str:
-    from ..vocabulary import display_name
-
-    return "Real only" if name == REAL else f"Real + {display_name(name)}"
-
-
-def _cell(result: Mapping[str, Any], metric: str) -> str:
-    """'mean (lo, hi)', or the mean alone where one seed leaves the interval undefined."""
-    ci = result["ci95"][metric]
-    mean = f"{result['mean'][metric]:.3f}"
-    return mean if ci is None else f"{mean} ({ci[0]:.3f}, {ci[1]:.3f})"
-
-
-def augmentation_sentence(name: str, result: Mapping[str, Any], real: Mapping[str, Any],
-                          metric: str = SENTENCE_METRIC) -> str:
-    """One markdown bullet: did adding `name`'s generated slices change `metric` against real-only?
-
-    The verdict rests on the paired difference over seeds (`paired_difference`): a change is claimed only
-    when its 95 % t-interval excludes 0. Whether the two rows' own intervals overlap is stated as well.
-    """
-    from ..evaluation.classifier import intervals_overlap, paired_difference
-
-    diff = paired_difference(result, real, [metric])[metric]
-    ours, base, d, ci = result["mean"][metric], real["mean"][metric], diff["mean"], diff["ci95"]
-    what = metric.replace("_", " ")
-    if ci is None:
-        return (f"- {_label(name)}: {what} {ours:.3f} vs {base:.3f} real only, a difference of {d:+.3f} from a "
-                "single seed: no interval, so no evidence of a change either way.")
-    if ci[0] > 0:
-        verdict = f"augmentation raised {what} by {d:.3f}"
-    elif ci[1] < 0:
-        verdict = f"augmentation lowered {what} by {-d:.3f}"
-    else:
-        verdict = f"augmentation did not clearly change {what} ({d:+.3f}, the interval includes 0)"
-    overlap = intervals_overlap(result["ci95"][metric], real["ci95"][metric])
-    return (f"- {_label(name)}: {verdict}: {ours:.3f} vs {base:.3f} real only; paired over {diff['n_seeds']} seeds, "
-            f"95 % CI of the difference {ci[0]:+.3f} to {ci[1]:+.3f}; the two rows' 95 % intervals "
-            f"{'overlap' if overlap else 'do not overlap'}.")
-
-
-def _sentences(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    return [augmentation_sentence(name, result, rows[REAL]) for name, result in rows.items() if name != REAL]
-
-
-def table2_markdown(results: Mapping[float, Mapping[str, Mapping[str, Any]]], seeds: Sequence[int],
-                    n_test: Mapping[str, int], real_subjects: Mapping[float, Mapping[str, int]] | None = None,
-                    per_class: int | None = None) -> str:
-    """Table 2 and, when `results` holds fractions below 1, the "Real-data scarcity" section.
-
-    `results`: {fraction: {"real" | <model>: evaluate_over_seeds result}}; fraction 1.0 must be present
-    (it is Table 2). `real_subjects`: {fraction: {diagnosis: real training subjects kept}}, for the
-    scarcity table's first line.
-    """
-    from ..evaluation.classifier import METRICS, fraction_key
-
-    rows = results[1.0]
-    fill = f"sample.per_class = {per_class}" if per_class is not None else "sample.per_class"
-    lines = ["# Table 2: AD-stage classification (CN / MCI / AD)", "",
-             f"The paper's 2-layer CNN; mean (95 % t-interval) over {len(seeds)} seeds {list(seeds)}. Test set: "
-             f"held-out subjects ({', '.join(f'{k} {v}' for k, v in n_test.items())}). Augmented rows add generated "
-             f"slices until each class has {fill} training images. The intervals cover the training randomness "
-             "(initialisation, batch order, dropout) on one fixed test set, not the sampling of test subjects.", "",
-             "| Training data | n train | " + " | ".join(m.replace('_', ' ') for m in METRICS) + " |",
-             "|---|---|" + "---|" * len(METRICS)]
-    for name, result in rows.items():
-        lines.append(f"| {_label(name)} | {result['n_train']} | " + " | ".join(_cell(result, m) for m in METRICS)
-                     + " |")
-    sentences = _sentences(rows)
-    if sentences:
-        lines += ["", f"Augmentation vs real only ({SENTENCE_METRIC}):", "", *sentences]
-    fractions = sorted(results)
-    if len(fractions) > 1:
-        lines += ["", "## Real-data scarcity", "",
-                  f"{SENTENCE_METRIC.capitalize()}, mean (95 % t-interval) over the same seeds, when the classifier "
-                  "sees only a stratified random fraction f of the real training subjects (the same subjects for "
-                  "every row; those of a smaller f lie within those of a larger one). Augmented rows still fill each "
-                  f"class to {fill} with generated slices, so they use more of them at smaller f.", "",
-                  "| Training data | " + " | ".join(f"f = {fraction_key(f)}" for f in fractions) + " |",
-                  "|---|" + "---|" * len(fractions)]
-        if real_subjects:
-            lines.append("| Real subjects (" + " / ".join(next(iter(real_subjects.values()))) + ") | "
-                         + " | ".join(" / ".join(str(n) for n in real_subjects[f].values()) for f in fractions) + " |")
-        for name in rows:
-            lines.append(f"| {_label(name)} | "
-                         + " | ".join(_cell(results[f][name], SENTENCE_METRIC) for f in fractions) + " |")
-        smallest = fractions[0]
-        sentences = _sentences(results[smallest])
-        if sentences:
-            lines += ["", f"Augmentation vs real only at f = {fraction_key(smallest)} ({SENTENCE_METRIC}):", "",
-                      *sentences]
-    return "\n".join(lines) + "\n"
 
 
 def _summary_row(result: Mapping[str, Any], real: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -162,6 +66,7 @@ def metrics_summary(results: Mapping[float, Mapping[str, Mapping[str, Any]]]) ->
     counts the real slices in the row's training set (n_train - n_real are generated).
     """
     from ..evaluation.classifier import fraction_key
+    from ..evaluation.tables import REAL
 
     rows = results[1.0]
     out: dict[str, Any] = {name: _summary_row(r, rows[REAL] if name != REAL else None) for name, r in rows.items()}
@@ -216,9 +121,10 @@ def run(args: argparse.Namespace) -> None:
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
     from ..vocabulary import DIAGNOSES
     from ..evaluation.classifier import ClassifierConfig, evaluate_rows, fill_to_per_class, scarcity_subsamples
-    from ..evaluation.evaluate import json_safe, real_images
+    from ..evaluation.tables import REAL, table2_markdown
     from ..generation.sets import SampleConfig, load_set
     from ..io.atomic import atomic_file, write_json
+    from ..io.jsonable import json_safe
     from ..tracking import flatten, log_new_params, numeric_metrics, run_tags, start_run
 
     params = resolved_params(args)
@@ -231,7 +137,7 @@ def run(args: argparse.Namespace) -> None:
     paths = ProcessedPaths()
     paths.check()
     train, test = SliceGenotypeDataset(paths, "train"), SliceGenotypeDataset(paths, "test")
-    x_train, x_test = real_images(train), real_images(test)
+    x_train, x_test = train.array(), test.array()
     n_test = {d: int((test.labels == i).sum()) for i, d in enumerate(DIAGNOSES)}
     subjects = train.index["PTID"].to_numpy().astype(str)
     keep = scarcity_subsamples(subjects, train.labels, section)

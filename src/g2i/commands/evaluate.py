@@ -35,11 +35,13 @@ def run(args: argparse.Namespace) -> None:
     from ..config import repo_root
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
     from ..evaluation import evaluate as ev
-    from ..evaluation import fidelity
+    from ..evaluation import fidelity, figures, tables
     from ..evaluation import truth_fidelity as tf
     from ..evaluation.classifier import ClassifierConfig
     from ..io.atomic import atomic_file, write_json
+    from ..io.jsonable import json_safe
     from ..tracking import flatten, log_new_params, numeric_metrics, run_tags, start_run
+    from ..vocabulary import display_name
 
     params = resolved_params(args)
     args.models = model_names(args.models)
@@ -63,11 +65,10 @@ def run(args: argparse.Namespace) -> None:
         slices = np.load(paths.slices_dir / "slices.npy").astype(np.float32)
         gt = pd.read_csv(args.ground_truth)
         validation = fidelity.validate_ventricle_measure(slices, index, gt)
-        truth = fidelity.ground_truth_apoe_effect(params["synthesize"]["effects"], slices=slices, index=index,
-                                                  ground_truth=gt)
-        if "empirical_area_exponent_vs_scale_target" in truth:  # the conversion measured on this cohort's slices
-            truth["area_exponent"] = truth["empirical_area_exponent_vs_scale_target"]
-            truth["log_area_per_allele"] = truth["log_area_per_allele_empirical_vs_scale_target"]
+        implied = fidelity.ground_truth_apoe_effect(params["synthesize"]["effects"], slices=slices, index=index,
+                                                    ground_truth=gt)
+        truth, source = fidelity.planted_truth(implied)
+        print(f"planted e4 effect on log slice area: {truth['log_area_per_allele']:+.4f} per allele ({source})")
 
     truth_ref = None
     if truth is not None:
@@ -92,34 +93,34 @@ def run(args: argparse.Namespace) -> None:
             fidelity_results[model]["truth"] = truth_results[model]
         with start_run(root, f"evaluate-{model}", run_tags(root, params["profile"], variant=model, stage="evaluate")):
             log_new_params({"variant": model, "profile": params["profile"], **dict(flatten({"evaluate": cfg}))})
-            mlflow.log_metrics(numeric_metrics(ev.json_safe({"table1": quality[model],
-                                                             "fidelity": fidelity_results[model],
-                                                             "truth": tf.headline(truth_results.get(model))})))
+            mlflow.log_metrics(numeric_metrics(json_safe({"table1": quality[model],
+                                                          "fidelity": fidelity_results[model],
+                                                          "truth": tf.headline(truth_results.get(model))})))
 
     args.out.mkdir(parents=True, exist_ok=True)
     figure2, figure3 = args.out / "fig2_samples.png", args.out / "fig3_group_differences.png"
-    ev.figure2(args.models, ref, args.generated, figure2)
-    agreement = ev.figure3(args.models, ref, args.generated, figure3)
-    table1 = ev.table1_markdown(quality, ref.inception_reason)
-    report = ev.fidelity_markdown(fidelity_results, truth, validation)
+    figures.figure2(args.models, ref, args.generated, figure2)
+    agreement = figures.figure3(args.models, ref, args.generated, figure3)
+    table1 = tables.table1_markdown(quality, ref.inception_reason)
+    report = tables.fidelity_markdown(fidelity_results, truth, validation)
     if truth_ref is not None:
-        report += "\n" + tf.table_markdown(truth_ref, truth_results, ev.display_name)
+        report += "\n" + tables.truth_markdown(truth_ref, truth_results, display_name)
     for name, text in (("table1.md", table1), ("fidelity.md", report)):
         with atomic_file(args.out / name, "w") as handle:
             handle.write(text)
-    metrics = ev.json_safe({model: {**quality[model], "fig3_ad_cn_correlation_with_real": agreement.get(model),
-                                    **tf.headline(truth_results.get(model))}
+    metrics = json_safe({model: {**quality[model], "fig3_ad_cn_correlation_with_real": agreement.get(model),
+                                 **tf.headline(truth_results.get(model))}
                          for model in args.models}
-                           | ({"real": tf.headline_real(truth_ref)} if truth_ref is not None else {}))
+                        | ({"real": tf.headline_real(truth_ref)} if truth_ref is not None else {}))
     write_json(args.out / "metrics.json", metrics)
-    write_json(args.out / "fidelity.json", ev.json_safe({"ground_truth": truth, "measure_validation": validation,
-                                                      "identifiability": truth_ref.summary() if truth_ref else None,
-                                                      "models": fidelity_results}))
+    write_json(args.out / "fidelity.json", json_safe({"ground_truth": truth, "measure_validation": validation,
+                                                   "identifiability": truth_ref.summary() if truth_ref else None,
+                                                   "models": fidelity_results}))
     with start_run(root, "evaluate-summary", run_tags(root, params["profile"], stage="evaluate")):
         for path in (figure2, figure3, args.out / "table1.md", args.out / "fidelity.md"):
             mlflow.log_artifact(str(path), "evaluate")
         if truth_ref is not None:   # the identifiability ceiling and the autoencoder's share of it
-            mlflow.log_metrics(numeric_metrics(ev.json_safe({"truth": tf.headline_real(truth_ref)})))
+            mlflow.log_metrics(numeric_metrics(json_safe({"truth": tf.headline_real(truth_ref)})))
     print(table1)
     print(report)
 

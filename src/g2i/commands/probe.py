@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
-    from ..evaluation.evaluate import json_safe, real_images
     from ..evaluation.probes import conditioning_probe
     from ..io.atomic import atomic_file, write_json
+    from ..io.jsonable import json_safe
     from ..models.autoencoder import encode_mean
     from ..generation.diffusion import load_variant
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> None:
     train = SliceGenotypeDataset(paths, "train")
     rows = np.random.default_rng(int(cfg["seed"])).choice(len(train), min(int(cfg["n_subjects"]), len(train)),
                                                           replace=False)
-    x = torch.from_numpy(real_images(train)[rows])[:, None]
+    x = torch.from_numpy(train.array()[rows])[:, None]
     results = {}
     torch.manual_seed(int(cfg["seed"]))
     for model in model_names(args.models):

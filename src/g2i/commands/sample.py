@@ -47,10 +47,10 @@ def run(args: argparse.Namespace) -> None:
     import numpy as np
 
     from ..errors import G2IError
-    from ..evaluation.classifier import ClassifierConfig, extract_features, scarcity_subsamples
-    from ..evaluation.evaluate import feature_cnn
-    from ..evaluation.fidelity import lateral_ventricle_area
-    from ..generation.sets import SampleConfig, choose_guidance, guidance_set, label_effect_error, write_sets
+    from ..evaluation.classifier import ClassifierConfig, extract_features, feature_cnn, scarcity_subsamples
+    from ..evaluation.truth import label_effect_error
+    from ..imaging.slice_morphometry import lateral_ventricle_area
+    from ..generation.sets import SampleConfig, choose_guidance, guidance_set, write_sets
     from ..evaluation.image_metrics import frechet_distance
     from ..generation.loader import guidance_settings, guided_generators, load_generator
     from ..io.atomic import atomic_dir, write_json

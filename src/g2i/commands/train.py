@@ -53,20 +53,21 @@ def _context(args: argparse.Namespace, stage: str = "train"):
                                                                              variant=args.variant, stage=stage)
 
 
-def _finish(args: argparse.Namespace, result: dict, grid: Path, model_dir: Path, checkpoints: Path) -> None:
-    """Metrics file for DVC, final metrics, grid and model for MLflow; checkpoints removed."""
+def _finish(args: argparse.Namespace, result, grid: Path, model_dir: Path, checkpoints: Path) -> None:
+    """Metrics file for DVC, final metrics, grid and model for MLflow (`result`: the trainer's TrainResult);
+    checkpoints removed."""
     import mlflow
 
     from ..io.atomic import write_json
-    from ..training.diffusion import remove_checkpoints
+    from ..training.trainer import remove_checkpoints
 
-    metrics = {"final_loss": round(result["final_loss"], 6), "steps": result["steps"], "parameters": result["parameters"]}
+    metrics = {"final_loss": round(result.final_loss, 6), "steps": result.steps, "parameters": result.parameters}
     write_json(args.reports / f"{args.variant}.json", metrics)
-    mlflow.log_metrics({"final_loss": result["final_loss"], "parameters": result["parameters"]})
+    mlflow.log_metrics({"final_loss": result.final_loss, "parameters": result.parameters})
     mlflow.log_artifact(str(grid), "samples")
     mlflow.log_artifacts(str(model_dir), "model")
     remove_checkpoints(checkpoints)
-    print(f"{args.variant}: {result['steps']} steps, final loss {result['final_loss']:.4f}; saved {model_dir}")
+    print(f"{args.variant}: {result.steps} steps, final loss {result.final_loss:.4f}; saved {model_dir}")
 
 
 def run_diffusion(args: argparse.Namespace) -> None:
@@ -74,8 +75,9 @@ def run_diffusion(args: argparse.Namespace) -> None:
 
     from ..tracking import flatten, log_new_params, start_run
     from ..generation.diffusion import load_variant
-    from ..training.diffusion import sample_grid, train_diffusion
-    from ..training.latents import load_autoencoder
+    from ..generation.preview import sample_grid
+    from ..models.autoencoder import load_autoencoder
+    from ..training.diffusion import train_diffusion
 
     variant = args.variant
     params, root, paths, val, tags = _context(args)
@@ -99,9 +101,10 @@ def run_diffusion(args: argparse.Namespace) -> None:
                                                           f"{sampling['num_inference_steps']}, EMA weights")
             mlflow.log_artifact(str(path), "samples")
 
-        result = train_diffusion(variant, params, paths, args.latents, vae, model_dir, checkpoints,
-                                 log=lambda m, step: mlflow.log_metrics({f"train/{k}": v for k, v in m.items()}, step=step),
-                                 max_steps=args.max_steps or None, on_checkpoint=log_grid)
+        result = train_diffusion(params, paths, model_dir, checkpoints,
+                                 lambda m, step: mlflow.log_metrics({f"train/{k}": v for k, v in m.items()}, step=step),
+                                 variant=variant, latents=args.latents, vae=vae, on_checkpoint=log_grid,
+                                 max_steps=args.max_steps or None)
         grid = args.reports / f"{variant}_samples.png"
         sample_grid(load_variant(model_dir), val, grid, sampling)
         _finish(args, result, grid, model_dir, checkpoints)
@@ -110,10 +113,8 @@ def run_diffusion(args: argparse.Namespace) -> None:
 def run_gan(args: argparse.Namespace) -> None:
     """A GAN baseline of the paper (CGAN, StackGAN, AttnGAN) through the same entry point and tracking."""
     import mlflow
-    import numpy as np
 
-    from ..generation.loader import gan_generator
-    from ..reports.figures import image_row
+    from ..generation.preview import gan_sample_grid
     from ..tracking import flatten, log_new_params, start_run
     from ..training.gan import train_config, train_gan
 
@@ -126,14 +127,9 @@ def run_gan(args: argparse.Namespace) -> None:
         flat.update({"variant": variant, "profile": params["profile"]})
         log_new_params(flat)
         model_dir, checkpoints = args.models / variant, args.models / ".checkpoints" / variant
-        result = train_gan(variant, params, paths, model_dir, checkpoints,
-                           log=lambda m, step: mlflow.log_metrics({f"train/{k}": v for k, v in m.items()}, step=step),
-                           max_steps=args.max_steps or None)
-        picks = [int(np.flatnonzero(val.labels == c)[0]) for c in range(3) if (val.labels == c).any()]
-        from ..vocabulary import codes_with_nan
-
-        images = gan_generator(model_dir, int(params["sample"]["gan_batch_pixels"]))(
-            codes_with_nan(val.codes[picks]), val.labels[picks], 0)
+        result = train_gan(params, paths, model_dir, checkpoints,
+                           lambda m, step: mlflow.log_metrics({f"train/{k}": v for k, v in m.items()}, step=step),
+                           variant=variant, max_steps=args.max_steps or None)
         grid = args.reports / f"{variant}_samples.png"
-        image_row(images, [("CN", "MCI", "AD")[int(val.labels[i])] for i in picks], grid, f"{variant}: EMA generator")
+        gan_sample_grid(model_dir, val, grid, params["sample"]["gan_batch_pixels"], f"{variant}: EMA generator")
         _finish(args, result, grid, model_dir, checkpoints)

@@ -77,6 +77,10 @@ class SliceGenotypeDataset(Dataset):
             image = image[None]  # slices are H x W; latents already C x h x w
         return {"x_0": image, "label": torch.tensor(self.labels[i]), "genotype": torch.from_numpy(self.codes[i])}
 
+    def array(self) -> np.ndarray:
+        """All slices of a split as N x H x W float32 (latents: N x C x h x w), in index order, in memory."""
+        return np.stack([np.asarray(self.images[r], dtype=np.float32) for r in self.index["row"]])
+
     def stacked(self) -> dict[str, torch.Tensor]:
         """Every item at once, as tensors with a leading item axis (the training sets fit in memory)."""
         items = [self[i] for i in range(len(self))]

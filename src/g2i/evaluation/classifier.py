@@ -22,7 +22,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from ..config import from_section
 from ..errors import G2IError
 from ..io.atomic import atomic_dir
 from ..vocabulary import DIAGNOSES, N_CLASSES
+
+if TYPE_CHECKING:
+    from ..data.dataset import SliceGenotypeDataset
 
 METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 WEIGHTS_FILE = "model.pt"
@@ -229,6 +232,14 @@ def predict(model: SliceCNN, images: np.ndarray, batch_size: int = 256) -> np.nd
 def extract_features(model: SliceCNN, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """N x channels[-1] penultimate features (float64), the feature space for Frechet distance / KID."""
     return _map_batches(model, images, batch_size, "features").astype(np.float64)
+
+
+def feature_cnn(train: SliceGenotypeDataset, cfg: ClassifierConfig, seed: int):
+    """FD_cnn's feature network, trained on the real training slices; returns (cnn, x_train, f_train).
+    `sample` (to choose the guidance scale) and `evaluate` build it from the same data, config and seed."""
+    x_train = train.array()
+    cnn = train_classifier(x_train, train.labels, cfg, seed)
+    return cnn, x_train, extract_features(cnn, x_train)
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from g2i.models.ssim import gaussian_window, ssim
+from g2i.models.ssim import gaussian_window, local_moments, ssim, stability_constants
 
 # Wang et al. 2003, finest to coarsest.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -134,15 +134,8 @@ def _ssim_and_cs(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, data_ra
 
     MS-SSIM needs cs alone at the finer scales, which the project's `ssim` does not expose.
     """
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = stability_constants(data_range)
+    mu_x, mu_y, var_x, var_y, cov = local_moments(x, y, window)
     cs_map = (2 * cov + c2) / (var_x + var_y + c2)
     luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
     return (luminance * cs_map).flatten(1).mean(1), cs_map.flatten(1).mean(1)

@@ -15,7 +15,8 @@ question:
   the planted 3D effect, which the slice measure only partly sees.
 * Label effect (label_effects, label_effect_ratio): do generated AD / MCI slices differ from CN
   slices by as much as real ones do? Mean log-area differences with Welch intervals, and the
-  generated / real ratio with a Fieller interval and a within-25 % verdict.
+  generated / real ratio with a Fieller interval and a within-25 % verdict; label_effect_error folds
+  both contrasts into one error for images (sample's choice of the guidance scale).
 * Conditional-mean fidelity (expected_log_volume, conditional_mean_r) with its ceiling
   (conditional_r_ceiling, measurement_noise): does the mean of a subject's generated areas track
   what the planted model expects for that subject's genotype and diagnosis? Pearson r against the
@@ -23,18 +24,20 @@ question:
   subjects and the same number of images, given the residual anatomy the conditioning cannot
   explain and the noise of the area measure itself (calibrated on real slices by measurement_noise).
 
-All functions are numpy / scipy only; results are plain dicts of floats, ints and tuples (JSON-ready
+All functions are numpy / scipy only (label_effect_error measures its images with
+g2i.imaging.slice_morphometry, which adds scikit-image); results are plain dicts of floats, ints and tuples (JSON-ready
 except for the arrays documented as such). Bad input raises ValueError naming the argument.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..imaging import slice_morphometry
 from ..synthetic.cohort import AGE_BY_DX, REFERENCE_AGE
 from ..vocabulary import DIAGNOSES
 from .fidelity import _frame, _ols, _vector, _ventricle_effects, apoe_effect_on_area
@@ -221,6 +224,21 @@ def label_effect_ratio(generated: Mapping[str, Any], real: Mapping[str, Any]) ->
         r["within_25pct"] = bool(r["ratio"] is not None and abs(r["ratio"] - 1.0) <= 0.25)
         result[contrast] = r
     return result
+
+
+def label_effect_error(real_areas: np.ndarray, real_labels: np.ndarray) -> Callable[[np.ndarray, np.ndarray], float]:
+    """images, labels -> mean |generated / real - 1| of the AD-CN and MCI-CN log-area differences, against
+    the real slices given (the training slices: what the model learned from); inf when not measurable."""
+    real = label_effects(real_areas, real_labels)
+
+    def error(images: np.ndarray, labels: np.ndarray) -> float:
+        try:
+            generated = label_effects(slice_morphometry.lateral_ventricle_area(images), labels)
+        except ValueError:
+            return float("inf")
+        return float(np.mean([abs(generated[c]["effect"] / real[c]["effect"] - 1.0) for c in CONTRASTS]))
+
+    return error
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -434,6 +452,6 @@ def slope_on_images(areas: Any, apoe4: Any, diagnosis: Any) -> dict:
 
 
 __all__ = [
-    "label_effects", "label_effect_ratio", "slope_ratio", "expected_age", "expected_log_volume",
+    "label_effects", "label_effect_ratio", "label_effect_error", "slope_ratio", "expected_age", "expected_log_volume",
     "conditional_mean_r", "conditional_r_ceiling", "measurement_noise", "slope_on_images",
 ]

@@ -11,7 +11,7 @@ Per evaluation run (`TruthReference`, the real side):
 Per model (`model_truth_fidelity`): the dose sweep as a ratio to the ceiling and to the truth, the
 generated label effects as a ratio to the real ones, the conditional-mean r over test subjects next to
 what a perfect generator reaches with the same k, and, when sampled, the classifier-free guidance sweep
-(on validation subjects) with FD_cnn per w.
+(on validation subjects) with FD_cnn per w. Their Markdown is tables.truth_markdown.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import SliceGenotypeDataset
+from ..imaging.slice_morphometry import lateral_ventricle_area
 from ..vocabulary import codes_with_nan
 from . import fidelity, image_metrics, truth
 from .classifier import extract_features
@@ -39,7 +40,7 @@ def split_apoe4(dataset: SliceGenotypeDataset) -> np.ndarray:
 def log_areas_by_row(images: np.ndarray, rows: np.ndarray, n_rows: int) -> list[np.ndarray]:
     """Log ventricle area of each generated image, grouped by the subject row it was conditioned on."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log(fidelity.lateral_ventricle_area(images.astype(np.float32)))
+        logs = np.log(lateral_ventricle_area(images.astype(np.float32)))
     return [logs[rows == i] for i in range(n_rows)]
 
 
@@ -62,8 +63,8 @@ class TruthReference:
         self.rows = {name: _truth_rows(ds, ground_truth) for name, ds in (("train", train), ("val", val),
                                                                           ("test", test))}
         self.expected = {name: truth.expected_log_volume(rows, effects) for name, rows in self.rows.items()}
-        areas_train = fidelity.lateral_ventricle_area(x_train)
-        areas_test = fidelity.lateral_ventricle_area(x_test)
+        areas_train = lateral_ventricle_area(x_train)
+        areas_test = lateral_ventricle_area(x_test)
         self.ceiling = truth.slope_on_images(areas_train, split_apoe4(train), train.labels)
         self.ceiling_test = truth.slope_on_images(areas_test, split_apoe4(test), test.labels)
         # What these very subjects drew: the same slope on the planted volume multiplier itself (log volume
@@ -75,7 +76,7 @@ class TruthReference:
         self.planted_log_volume = float(fidelity._ventricle_effects(effects)["e4_log_per_allele"])
         self.autoencoder = None
         if reconstructions is not None:
-            self.autoencoder = truth.slope_on_images(fidelity.lateral_ventricle_area(reconstructions),
+            self.autoencoder = truth.slope_on_images(lateral_ventricle_area(reconstructions),
                                                      split_apoe4(train), train.labels)
             self.autoencoder["ratio_to_ceiling"] = truth.slope_ratio(self.autoencoder, self.ceiling)
         self.label_effects_real = truth.label_effects(areas_test, test.labels)
@@ -114,7 +115,7 @@ class TruthReference:
 
 
 def _sweep(sets: Mapping[str, np.ndarray], prefix: str) -> dict:
-    areas = {d: fidelity.lateral_ventricle_area(sets[f"{prefix}dose_{d}"].astype(np.float32)) for d in DOSES}
+    areas = {d: lateral_ventricle_area(sets[f"{prefix}dose_{d}"].astype(np.float32)) for d in DOSES}
     return fidelity.counterfactual_effect(areas)
 
 
@@ -123,7 +124,7 @@ def model_truth_fidelity(model_dir: Path, ref: TruthReference, cnn, f_train: np.
     """All truth measures of one model's generated sets (`sweep`: its counterfactual_effect result)."""
     test = load_set(model_dir, "test")
     images = test["images"].astype(np.float32)
-    areas = fidelity.lateral_ventricle_area(images)
+    areas = lateral_ventricle_area(images)
     out: dict[str, Any] = {}
     try:   # a model whose images hold no measurable ventricles gets no figure, not a crashed evaluation
         out["sweep"] = ref.sweep_ratios(sweep)
@@ -172,8 +173,7 @@ def reconstructions(autoencoder_dir: Path, x: np.ndarray) -> np.ndarray | None:
         return None
     import torch
 
-    from ..training.autoencoder import reconstruct
-    from ..training.latents import load_autoencoder
+    from ..models.autoencoder import load_autoencoder, reconstruct
 
     return reconstruct(load_autoencoder(autoencoder_dir), torch.from_numpy(x)[:, None])[:, 0].numpy()
 
@@ -206,67 +206,6 @@ def headline_real(ref: TruthReference) -> dict:
     return out
 
 
-def table_markdown(ref: TruthReference, results: Mapping[str, Mapping[str, Any]], display) -> str:
-    """The truth section of fidelity.md: ceiling, autoencoder, per-model ratios with intervals."""
-
-    def ci(pair, digits=3):
-        lo, hi = pair
-        return "unbounded" if lo is None or hi is None else f"{lo:.{digits}f} to {hi:.{digits}f}"
-
-    def ratio(x):
-        return "n/c" if x["ratio"] is None else f"{x['ratio']:.2f} ({ci(x['ci95'], 2)})"
-
-    c, ct = ref.ceiling, ref.ceiling_test
-    lines = ["## Against the planted truth", "",
-             f"Planted e4 effect on log ventricle area: {ref.truth:+.4f} per allele.", "",
-             "| Measure | e4 slope (log area per allele) | 95 % CI | n |", "|---|---|---|---|",
-             f"| Identifiability ceiling: real TRAINING slices | {c['slope']:+.4f} | {ci(c['ci95'], 4)} | {c['n']} |",
-             f"| Real TEST slices | {ct['slope']:+.4f} | {ci(ct['ci95'], 4)} | {ct['n']} |"]
-    if ref.autoencoder is not None:
-        a = ref.autoencoder
-        lines.append(f"| Autoencoder reconstructions of the training slices | {a['slope']:+.4f} | {ci(a['ci95'], 4)} "
-                     f"| {a['n']} |")
-    d = ref.drawn["train"]
-    lines += ["", f"The planted multiplier itself (log ventricle volume per allele, no image): parameter "
-                  f"{ref.planted_log_volume:+.4f}; these training subjects drew {d['slope']:+.4f} "
-                  f"(95 % CI {ci(d['ci95'], 4)}), their within-diagnosis slope."]
-    excludes = c["ci95"][0] > 0 or c["ci95"][1] < 0
-    lines += ["", ("The ceiling's interval excludes 0: the e4 effect is identifiable from these training slices."
-                   if excludes else
-                   "**The ceiling's interval includes 0: with this many training subjects the e4 effect is not "
-                   "identifiable from the real slices, so no generator trained on them can be expected to "
-                   "reproduce it; the model rows below cannot pass or fail on the e4 sweep.**"), ""]
-    rc = ref.real_test_conditional
-    lines += ["| Model | sweep / ceiling (95 % CI) | sweep / truth (95 % CI) | AD-CN gen/real (95 % CI) | "
-              "MCI-CN gen/real (95 % CI) | conditional r (95 % CI) | perfect-generator r, same k |",
-              "|---|---|---|---|---|---|---|",
-              f"| Real test slices (k = 1) | | | 1 | 1 | {rc['r']:.3f} ({ci(rc['ci95'])}) | "
-              f"{rc['ceiling']['r']:.3f} ({ci(rc['ceiling']['ci95'])}) |"]
-    for model, r in results.items():
-        if "not_measurable" in r:
-            lines.append(f"| {display(model)} | not measurable: {r['not_measurable']} | | | | | |")
-            continue
-        s, le, cond = r["sweep"], r["label_effect_ratio"], r["conditional"]
-        lines.append(f"| {display(model)} | {ratio(s['to_ceiling'])} | {ratio(s['to_truth'])} | {ratio(le['AD-CN'])} | "
-                     f"{ratio(le['MCI-CN'])} | {cond['r']:.3f} ({ci(cond['ci95'])}) | "
-                     f"{cond['ceiling']['r']:.3f} ({ci(cond['ceiling']['ci95'])}), k = {cond['k']:.1f} |")
-    guided = {m: r["guidance"] for m, r in results.items() if "guidance" in r}
-    for model, g in guided.items():
-        lines += ["", f"### Classifier-free guidance sweep: {display(model)} (validation subjects)", "",
-                  "| w_dx | w_g | e4 sweep slope (95 % CI) | sweep / ceiling | conditional r (val) | perfect r | "
-                  "FD_cnn | label-effect error |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for row in g["per_w"].values():
-            sw, cv = row["sweep"], row["conditional_val"]
-            error = "" if row["label_error"] is None or not np.isfinite(row["label_error"]) else f"{row['label_error']:.2f}"
-            lines.append(f"| {row['w']:g} | {row['w_g']:g} | {sw['effect']:+.4f} ({ci(sw['ci95'], 4)}) | "
-                         f"{ratio(row['sweep_to_ceiling'])} | {cv['r']:.3f} ({ci(cv['ci95'])}) | "
-                         f"{cv['ceiling']['r']:.3f} | {row['fd_cnn']:.2f} | {error} |")
-        if g["chosen"] is not None:
-            lines += ["", f"Chosen w_dx = {g['chosen']:g}, w_g = {g['chosen_genotype']:g} ({g['rule']})."]
-    return "\n".join(lines) + "\n"
-
-
-__all__ = ["TruthReference", "model_truth_fidelity", "guidance_sweep", "reconstructions", "table_markdown",
+__all__ = ["TruthReference", "model_truth_fidelity", "guidance_sweep", "reconstructions",
            "headline", "headline_real",
            "log_areas_by_row", "split_apoe4"]

@@ -24,6 +24,7 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
+from .export import to_pil
 from .sampler import SAMPLERS, decode, make_sampler, sample_latents
 from ..vocabulary import DIAGNOSES, MISSING_CODE, codes_from_nan
 
@@ -32,34 +33,6 @@ from ..vocabulary import DIAGNOSES, MISSING_CODE, codes_from_nan
 class G2IPipelineOutput(BaseOutput):
     images: np.ndarray   # B x H x W float32 in [-1, 1]
     pil: list            # PIL.Image.Image, mode "L"
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """[-1, 1] intensities -> 0..255 grey levels."""
-    return np.round((np.clip(image, -1, 1) + 1) * 127.5).astype(np.uint8)
-
-
-def to_pil(image: np.ndarray):
-    from PIL import Image
-
-    return Image.fromarray(to_uint8(image), mode="L")
-
-
-def save_png(image: np.ndarray, path: str | Path) -> None:
-    """One H x W slice in [-1, 1] as an 8-bit grey PNG (written atomically)."""
-    from ..io.atomic import atomic_file
-
-    with atomic_file(Path(path), "wb") as handle:
-        to_pil(image).save(handle, format="PNG")
-
-
-def save_nifti(image: np.ndarray, path: str | Path, z_mm: float) -> None:
-    """One H x W slice as a single-plane .nii.gz in MNI ICBM152 space (the plane it was sampled from)."""
-    from ..imaging.slicing import slice_affine
-    from ..io.nifti import mni_nifti, write_nifti_gz
-
-    volume = np.ascontiguousarray(np.asarray(image, dtype=np.float32).T[:, :, None])  # voxel axes x, y, z
-    write_nifti_gz(mni_nifti(volume, slice_affine(z_mm, image.shape), "G2I generated slice, [-1, 1]"), path)
 
 
 class G2IPipeline(DiffusionPipeline):

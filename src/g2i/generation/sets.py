@@ -200,23 +200,6 @@ def choose_guidance(sets: Mapping[str, np.ndarray], fd: Callable[[np.ndarray], f
     return {"w": float(w[best]), "w_g": float(w_g[best_g]), "fd_cnn": fds, "label_error": errors}
 
 
-def label_effect_error(real_areas: np.ndarray, real_labels: np.ndarray) -> Callable[[np.ndarray, np.ndarray], float]:
-    """images, labels -> mean |generated / real - 1| of the AD-CN and MCI-CN log-area differences, against
-    the real slices given (the training slices: what the model learned from); inf when not measurable."""
-    from ..evaluation import fidelity, truth
-
-    real = truth.label_effects(real_areas, real_labels)
-
-    def error(images: np.ndarray, labels: np.ndarray) -> float:
-        try:
-            generated = truth.label_effects(fidelity.lateral_ventricle_area(images), labels)
-        except ValueError:
-            return float("inf")
-        return float(np.mean([abs(generated[c]["effect"] / real[c]["effect"] - 1.0) for c in truth.CONTRASTS]))
-
-    return error
-
-
 def write_sets(generate: Generate, train: SliceGenotypeDataset, test: SliceGenotypeDataset, cfg: SampleConfig,
                out: str | Path, guidance: Mapping[str, np.ndarray] | None = None,
                min_real: Sequence[int] | None = None) -> dict[str, int]:
@@ -237,16 +220,17 @@ def write_sets(generate: Generate, train: SliceGenotypeDataset, test: SliceGenot
 
 
 def pipeline_generator(pipe, sampling: Mapping[str, Any], progress: bool = True) -> Generate:
-    """`generate` for a G2IPipeline with the params' sampler, steps, guidance and batch size."""
+    """`generate` for a G2IPipeline with the params' sampler, steps, eta, guidance scales and batch size (every key
+    of params.yaml's `sampling` section but `seed`: the sets pass their own)."""
 
     def generate(genotypes: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
         if len(labels) == 0:
             return np.zeros((0, pipe.image_size, pipe.image_size), dtype=np.float32)
         return pipe(genotypes=genotypes, diagnosis=[int(x) for x in labels],
                     num_inference_steps=int(sampling["num_inference_steps"]), sampler=sampling["sampler"],
-                    guidance_scale=float(sampling["guidance_scale"]), eta=float(sampling.get("eta", 0.0)), seed=seed,
-                    genotype_guidance_scale=_optional_float(sampling.get("genotype_guidance_scale")),
-                    batch_size=int(sampling.get("batch_size", 64)), progress=progress, output_type="np").images
+                    guidance_scale=float(sampling["guidance_scale"]), eta=float(sampling["eta"]), seed=seed,
+                    genotype_guidance_scale=_optional_float(sampling["genotype_guidance_scale"]),
+                    batch_size=int(sampling["batch_size"]), progress=progress, output_type="np").images
 
     return generate
 

@@ -1,1 +1,1 @@
-"""Brain images on the MNI ICBM152 grid: grids, template anatomy and morphometry."""
+"""Brain images on the MNI ICBM152 grid: grids, template anatomy and morphometry (3D volumes and 2D slices)."""

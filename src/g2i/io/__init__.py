@@ -1,1 +1,1 @@
-"""File writing helpers: atomic outputs and byte-deterministic formats."""
+"""File writing helpers: atomic outputs, byte-deterministic formats and JSON-safe values."""

@@ -1,13 +1,14 @@
-"""The model family: KL autoencoder, genotype encoder T_theta, denoiser eps_theta (4 variants), schedulers."""
+"""The model family: KL autoencoder, genotype encoder T_theta, denoiser eps_theta (4 variants), schedulers.
+
+Their losses are in g2i.losses; the GAN baselines' networks in g2i.models.gans."""
 
 import importlib
 
 # Lazy (PEP 562): `from g2i.models.denoiser import VARIANTS` or a GAN stage must not pay for importing
 # diffusers (~2.5 s a process, every DVC stage) through this package's __init__.
 _HOME = {name: module for module, names in {
-    "autoencoder": ("AutoencoderLossWeights", "PatchDiscriminator", "autoencode", "autoencoder_loss", "build_autoencoder",
-                    "build_discriminator", "discriminator_loss", "encode_mean", "generator_adversarial_loss", "kl_loss",
-                    "l1_loss", "latent_scaling_factor", "set_scaling_factor", "ssim_loss"),
+    "autoencoder": ("PatchDiscriminator", "autoencode", "build_autoencoder", "build_discriminator", "encode_mean",
+                    "encoder_means", "latent_scaling_factor", "load_autoencoder", "reconstruct", "set_scaling_factor"),
     "denoiser": ("VARIANTS", "G2IDenoiser", "build_denoiser", "diagnosis_onehot"),
     "genotype_encoder": ("MISSING", "GenotypeEncoder", "build_genotype_encoder", "genotype_codes"),
     "scheduler": ("build_ddim_scheduler", "build_scheduler"),
@@ -25,9 +26,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "AutoencoderLossWeights", "G2IDenoiser", "GenotypeEncoder", "MISSING", "PatchDiscriminator", "VARIANTS",
-    "autoencode", "autoencoder_loss", "build_autoencoder", "build_ddim_scheduler", "build_denoiser",
-    "build_discriminator", "build_genotype_encoder", "build_scheduler", "diagnosis_onehot", "discriminator_loss",
-    "encode_mean", "generator_adversarial_loss", "genotype_codes", "kl_loss", "l1_loss", "latent_scaling_factor",
-    "set_scaling_factor", "ssim", "ssim_loss",
+    "G2IDenoiser", "GenotypeEncoder", "MISSING", "PatchDiscriminator", "VARIANTS", "autoencode", "build_autoencoder",
+    "build_ddim_scheduler", "build_denoiser", "build_discriminator", "build_genotype_encoder", "build_scheduler",
+    "diagnosis_onehot", "encode_mean", "encoder_means", "genotype_codes", "latent_scaling_factor", "load_autoencoder",
+    "reconstruct", "set_scaling_factor", "ssim",
 ]

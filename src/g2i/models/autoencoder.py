@@ -1,28 +1,26 @@
 """The KL autoencoder (encoder E, decoder D) that moves 1-channel MRI slices to and from latent space.
 
 Three blocks, so 4x spatial downsampling (64 -> 16 demo, 256 -> 64 paper): diffusers' Encoder
-downsamples after every block but the last. The loss follows the MONAI 2D LDM recipe without its
-perceptual term (LPIPS would need downloaded weights): L1 + optional SSIM + 1e-6 KL + least-squares
-adversarial loss from a small PatchGAN, switched on after a warm-up.
+downsamples after every block but the last. Its loss (MONAI 2D LDM recipe: L1 + SSIM + KL + adversarial
+from the PatchGAN below) is in g2i.losses.autoencoder. Loading a trained one and the batched inference
+used after training (encoder means, reconstructions) are here too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from torch import nn
 
-from ..config import from_section
 from ..errors import G2IError
 from .settings import check_groups, require, section
-from .ssim import ssim
 
 DOWNSAMPLING = 4
 N_BLOCKS = 3  # 2 ** (N_BLOCKS - 1) == DOWNSAMPLING
+EVAL_BATCH = 64  # slices per forward pass in encoder_means / reconstruct
 
 
 def build_autoencoder(cfg: Mapping[str, Any]) -> AutoencoderKL:
@@ -73,6 +71,26 @@ def set_scaling_factor(vae: AutoencoderKL, latents: torch.Tensor) -> float:
     return factor
 
 
+def load_autoencoder(path: Path):
+    """The trained autoencoder saved in `path` (diffusers format), in eval mode; G2IError when there is none."""
+    if not (Path(path) / "config.json").is_file():
+        raise G2IError(f"{path}: no trained autoencoder here; run `dvc repro train_autoencoder` first")
+    return AutoencoderKL.from_pretrained(str(path)).eval()
+
+
+@torch.no_grad()
+def encoder_means(vae, x: torch.Tensor) -> torch.Tensor:
+    """Unscaled posterior means of a stack of slices, EVAL_BATCH at a time (what the scaling factor is fitted to)."""
+    return torch.cat([encode_mean(vae, x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
+
+
+@torch.no_grad()
+def reconstruct(vae, x: torch.Tensor) -> torch.Tensor:
+    """Decoded posterior means, clipped to the data range as any displayed or scored image is."""
+    out = [vae.decode(encode_mean(vae, x[i:i + EVAL_BATCH])).sample for i in range(0, len(x), EVAL_BATCH)]
+    return torch.cat(out).clamp(-1.0, 1.0)
+
+
 class PatchDiscriminator(nn.Module):
     """PatchGAN (Isola et al. 2017): a grid of real/fake logits, one per overlapping image patch."""
 
@@ -97,61 +115,3 @@ def build_discriminator(cfg: Mapping[str, Any]) -> PatchDiscriminator:
     disc = section(cfg, "discriminator")
     return PatchDiscriminator(1, *(int(require(disc, key, "discriminator"))
                                    for key in ("channels", "n_layers", "norm_num_groups")))
-
-
-@dataclass(frozen=True)
-class AutoencoderLossWeights:
-    """Weights of the autoencoder loss terms (`model.autoencoder_loss`; every key stated there, no code default)."""
-
-    l1: float
-    ssim: float
-    kl: float
-    adversarial: float
-    adversarial_warmup_steps: int
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "AutoencoderLossWeights":
-        return from_section(cls, cfg.get("autoencoder_loss"), "model.autoencoder_loss")
-
-
-def l1_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-    return F.l1_loss(x_hat, x)
-
-
-def ssim_loss(x: torch.Tensor, x_hat: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
-    """1 - SSIM; slices are scaled to [-1, 1], hence data_range 2."""
-    return 1.0 - ssim(x, x_hat, data_range=data_range)
-
-
-def kl_loss(posterior) -> torch.Tensor:
-    """KL(q(z|x) || N(0, I)) summed over latent elements, averaged over the batch."""
-    return posterior.kl().mean()
-
-
-def adversarial_active(step: int, warmup_steps: int) -> bool:
-    """The adversarial terms start only after the warm-up, once reconstructions are roughly right."""
-    return step >= warmup_steps
-
-
-def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Least-squares GAN (Mao et al. 2017): the decoder wants D(fake) = 1."""
-    return torch.mean((fake_logits - 1.0) ** 2)
-
-
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Least-squares GAN: D(real) -> 1, D(fake) -> 0 (pass fake logits of detached reconstructions)."""
-    return 0.5 * (torch.mean((real_logits - 1.0) ** 2) + torch.mean(fake_logits**2))
-
-
-def autoencoder_loss(x: torch.Tensor, x_hat: torch.Tensor, posterior, weights: AutoencoderLossWeights, step: int,
-                     discriminator: nn.Module | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total generator-side loss and its parts (floats, for logging)."""
-    parts = {"l1": l1_loss(x, x_hat), "kl": kl_loss(posterior)}
-    total = weights.l1 * parts["l1"] + weights.kl * parts["kl"]
-    if weights.ssim:
-        parts["ssim"] = ssim_loss(x, x_hat)
-        total = total + weights.ssim * parts["ssim"]
-    if discriminator is not None and weights.adversarial and adversarial_active(step, weights.adversarial_warmup_steps):
-        parts["adversarial"] = generator_adversarial_loss(discriminator(x_hat))
-        total = total + weights.adversarial * parts["adversarial"]
-    return total, {name: float(value.detach()) for name, value in parts.items()}

@@ -17,7 +17,8 @@ Image sizes are powers of two; every network derives its depth from the image si
 from one base width (the width at full resolution) that doubles at every halving of the resolution,
 capped by `max_channels`. Generators are diffusers ModelMixin + ConfigMixin, so save_pretrained /
 from_pretrained rebuild them from their config; discriminators and the DAMSM image encoder are only
-needed during training and are plain modules. Losses and training live in g2i.training.gan.
+needed during training and are plain modules. Losses live in g2i.losses.gan (the conditioning augmentation's
+KL term `ca_kl` among them), training in g2i.training.gan.
 """
 
 from __future__ import annotations
@@ -105,11 +106,6 @@ class ConditioningAugmentation(nn.Module):
     def forward(self, embedding: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = F.leaky_relu(self.fc(embedding), 0.2).chunk(2, dim=1)  # the originals use a GLU/ReLU here
         return mu + torch.exp(0.5 * logvar) * noise, mu, logvar
-
-
-def ca_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, sigma^2) || N(0, I)), averaged over elements as the original code does."""
-    return 0.5 * torch.mean(mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
 class CGANGenerator(ModelMixin, ConfigMixin):

@@ -8,8 +8,9 @@ row and the report cannot disagree.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
+
+from ..io.jsonable import finite_or_none
 
 # (column, label for the Markdown table, lower is better?) in the order a reader scans them
 COLUMNS = (
@@ -34,7 +35,7 @@ COLUMNS = (
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(float(value)) else None
+    return finite_or_none(value)
 
 
 def model_rows(evaluation: Mapping[str, Any], fidelity: Mapping[str, Any],

@@ -417,7 +417,7 @@ def results_markdown(data: Mapping[str, Any], figures: Mapping[str, str]) -> str
 
 def write_results(workdir: Path, out_dir: Path, run_info: Mapping[str, Any]) -> list[Path]:
     """Write <out_dir>/<profile>.json, .md and <profile>/*.png from the run in `workdir`; returns the paths."""
-    from ..evaluation.evaluate import json_safe
+    from ..io.jsonable import json_safe
 
     data = json_safe(build_results(Path(workdir), run_info))
     profile = data["profile"]

@@ -1,1 +1,1 @@
-"""Training: a loop with exact resume, EMA, warm-up + cosine LR, gradient clipping and Accelerate."""
+"""Training: the resumable loop (trainer.Trainer) and the trainers train_autoencoder / train_diffusion / train_gan."""

@@ -12,11 +12,9 @@ Sampling and saving use the EMA weights.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -27,8 +25,7 @@ from ..models.denoiser import build_denoiser
 from ..models.genotype_encoder import build_genotype_encoder
 from ..models.scheduler import build_scheduler
 from ..models.denoiser import check_variant, diagnosis_onehot
-from ..vocabulary import codes_with_nan
-from .trainer import TrainConfig, Trainer, prepare_checkpoints, settings_fingerprint
+from .trainer import TrainConfig, Trainer, TrainResult, prepare_checkpoints, settings_fingerprint
 
 
 def diffusion_loss(variant_uses: tuple[bool, bool], noise_scheduler, condition_dropout: float,
@@ -97,13 +94,15 @@ def build_pipeline(modules: Mapping[str, torch.nn.Module], vae, noise_scheduler,
                        snps=snps, z_mm=z_mm)
 
 
-def train_diffusion(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, latents: Path, vae,
-                    out_dir: Path, checkpoint_dir: Path, log=None, max_steps: int | None = None,
-                    on_checkpoint=None, progress: bool = True) -> dict:
+def train_diffusion(params: Mapping[str, Any], paths: ProcessedPaths, out_dir: Path, checkpoint_dir: Path,
+                    log: Callable[[dict, int], None] | None = None, *, variant: str, latents: Path, vae,
+                    on_checkpoint=None, max_steps: int | None = None, progress: bool = True) -> TrainResult:
     """Train one variant; save its G2IPipeline (EMA weights, diffusers format) to out_dir.
 
-    `vae`: the trained autoencoder (its scaling factor scales the cached latents; it is saved in the
-    pipeline). `on_checkpoint(pipeline, step)`: called with the current EMA pipeline at each checkpoint.
+    `latents`: the cached latents (encode_latents); `vae`: the trained autoencoder (its scaling factor scales
+    the cached latents; it is saved in the pipeline). `log(metrics, step)` gets the losses every
+    training.diffusion.log_every steps. `on_checkpoint(pipeline, step)`: called with the current EMA pipeline
+    at each checkpoint. `max_steps` overrides training.diffusion.max_steps.
     Checkpoints from other settings or data are discarded, never resumed.
     """
     check_variant(variant)
@@ -139,8 +138,8 @@ def train_diffusion(variant: str, params: Mapping[str, Any], paths: ProcessedPat
             pipe.save_pretrained(str(tmp))
             write_json(tmp / "training.json", {"variant": variant, "snps": dataset.snps, "steps": trainer.step,
                                                "latent_shape": list(data["z_0"].shape[1:])})
-    return {"final_loss": final.get("loss", float("nan")), "steps": trainer.step,
-            "parameters": int(sum(p.numel() for p in ema.parameters()))}
+    return TrainResult(steps=trainer.step, final=dict(final), parameters=int(sum(p.numel() for p in ema.parameters())),
+                       precision=trainer.precision)
 
 
 def _slice_plane(paths: ProcessedPaths) -> float:
@@ -148,23 +147,3 @@ def _slice_plane(paths: ProcessedPaths) -> float:
     import pandas as pd
 
     return float(pd.read_csv(paths.slices_dir / "index.csv")["z_mm"].iloc[0])
-
-
-def sample_grid(pipe, val: SliceGenotypeDataset, figure: Path, sampling: Mapping[str, Any], title: str = "") -> np.ndarray:
-    """One generated slice per diagnosis class (conditions from validation subjects), as a PNG figure."""
-    from ..reports.figures import image_row
-
-    picks = [int(np.flatnonzero(val.labels == c)[0]) for c in range(3) if (val.labels == c).any()]
-    labels = [int(val.labels[i]) for i in picks]
-    out = pipe(genotypes=codes_with_nan(val.codes[picks]), diagnosis=labels, num_inference_steps=int(sampling["num_inference_steps"]),
-               sampler=sampling["sampler"], guidance_scale=float(sampling["guidance_scale"]),
-               eta=float(sampling.get("eta", 0.0)), seed=int(sampling.get("seed", 0)), output_type="np")
-    steps = f"{sampling['sampler'].upper()}-{sampling['num_inference_steps']}"
-    image_row(out.images, [("CN", "MCI", "AD")[c] for c in labels], figure,
-              title or f"{pipe.config.variant}: {steps}, EMA weights")
-    return out.images
-
-
-def remove_checkpoints(checkpoint_dir: Path) -> None:
-    """Checkpoints are for resuming an interrupted run; once the model is saved they are not needed."""
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)

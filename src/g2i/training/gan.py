@@ -5,7 +5,7 @@ One Trainer (one AdamW optimizer over a ModuleDict) drives generator and discrim
 simultaneous update per step, so every loss term is built to reach only its own networks, as in
 g2i.training.autoencoder: the generator's adversarial terms run the discriminators through `frozen_call`
 (detached parameters), and the discriminators' terms see detached fakes and detached conditions.
-Summed, the gradients split cleanly. Losses are the non-saturating GAN loss (softplus form):
+Summed, the gradients split cleanly. Losses (g2i.losses.gan) are the non-saturating GAN loss (softplus form):
 D: softplus(-D(real)) + softplus(D(fake)); G: softplus(-D(fake)).
 
 - CGAN: the condition is the diagnosis label.
@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -54,99 +53,23 @@ from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
 from ..config import from_section
 from ..errors import G2IError
 from ..generation.gan import GANPipeline, check_gan_variant, gan_forward, noise
+from ..losses.gan import ca_kl, d_fake, d_real, damsm_loss, g_loss, matching_d_loss, mismatched
 from ..models.denoiser import diagnosis_onehot
 from ..models.genotype_encoder import GenotypeEncoder, build_genotype_encoder
 from ..models.settings import require
-from ..models.gans import DAMSMImageEncoder, build_gan, ca_kl, gan_config
+from ..models.gans import DAMSMImageEncoder, build_gan, gan_config
 from ..vocabulary import GAN_VARIANTS
-from .autoencoder import frozen_call, prepare_checkpoints
-from .trainer import TrainConfig, Trainer
+from .trainer import Conditioned, TrainConfig, Trainer, TrainResult, frozen_call, prepare_checkpoints
 
 DAMSM_DIR = "damsm"
 BN_RECALIBRATION_BATCHES = 16
 
 
-# ---- losses -----------------------------------------------------------------------------------------------
-
-def g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Non-saturating generator loss -log sigmoid(D(fake)) (Goodfellow et al. 2014)."""
-    return F.softplus(-fake_logits).mean()
-
-
-def d_real(logits: torch.Tensor) -> torch.Tensor:
-    return F.softplus(-logits).mean()
-
-
-def d_fake(logits: torch.Tensor) -> torch.Tensor:
-    return F.softplus(logits).mean()
-
-
-class Conditioned(nn.Module):
-    """disc(x, *condition) as a one-argument module, so `frozen_call` can run a conditional discriminator."""
-
-    def __init__(self, disc: nn.Module, *condition: torch.Tensor):
-        super().__init__()
-        self.disc, self.condition = disc, condition
-
-    def forward(self, x: torch.Tensor):
-        return self.disc(x, *self.condition)
-
-
-def mismatched(condition: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Each row gets the condition of ANOTHER sample in the batch: a roll by a random shift in [1, B)."""
-    n = len(condition)
-    if n < 2:
-        raise G2IError("matching-aware GAN training needs batch_size >= 2 (wrong pairs come from the batch)")
-    shift = int(torch.randint(1, n, (1,), generator=generator))
-    return condition.roll(shift, dims=0)
-
-
-def matching_d_loss(real: dict[str, torch.Tensor], fake: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Matching-aware D loss. StackGAN: real_cond + (fake_cond + wrong) / 2. With unconditional heads
-    (AttnGAN): (real_uncond + real_cond) / 2 + (fake_uncond + fake_cond + wrong) / 3."""
-    if "uncond" in real:
-        return ((d_real(real["uncond"]) + d_real(real["cond"])) / 2
-                + (d_fake(fake["uncond"]) + d_fake(fake["cond"]) + d_fake(real["wrong"])) / 3)
-    return d_real(real["cond"]) + (d_fake(fake["cond"]) + d_fake(real["wrong"])) / 2
-
+# ---- loss terms per variant (the losses: g2i.losses.gan) --------------------------------------------------
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     """Real slices at a stage's resolution (area averaging)."""
     return x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="area")
-
-
-def damsm_scores(regions: torch.Tensor, global_features: torch.Tensor, words: torch.Tensor,
-                 sentence: torch.Tensor, gamma1: float, gamma2: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """DAMSM relevance (AttnGAN Sect. 2.3) of every genotype i with every image j: (word-level, sentence-level),
-    each B x B. regions: B x D x r x r; global: B x D; words: B x T x D; sentence: B x D.
-
-    Word level: s = e^T v (words x regions), normalised over words (Eq. 8), attention of each word over the
-    regions with gamma1 (Eq. 9), region-context c_t, R(Q, D) = log(sum_t exp(gamma2 cos(c_t, e_t)))^(1/gamma2)
-    (Eq. 10). Sentence level: cos(global image feature, sentence vector).
-    """
-    v = regions.flatten(2)  # B x D x N
-    s = torch.einsum("itd,jdn->ijtn", words, v)  # genotype i x image j x word t x region n
-    s = s.softmax(dim=2)  # normalised over words, per region
-    alpha = (gamma1 * s).softmax(dim=3)  # each word's attention over regions
-    context = torch.einsum("ijtn,jdn->ijtd", alpha, v)
-    relevance = F.cosine_similarity(context, words[:, None].expand_as(context), dim=-1)  # i x j x t
-    word_scores = torch.logsumexp(gamma2 * relevance, dim=-1) / gamma2
-    sentence_scores = F.cosine_similarity(sentence[:, None, :], global_features[None, :, :], dim=-1)
-    return word_scores, sentence_scores
-
-
-def damsm_loss(regions: torch.Tensor, global_features: torch.Tensor, words: torch.Tensor, sentence: torch.Tensor,
-               gamma1: float = 4.0, gamma2: float = 5.0, gamma3: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_w, L_s) of AttnGAN Eq. 11-13: the batch's other genotypes/images are the negatives;
-    L = -log P(D|Q) - log P(Q|D), posteriors softmax(gamma3 R) over the batch, both directions."""
-    word_scores, sentence_scores = damsm_scores(regions, global_features, words, sentence, gamma1, gamma2)
-    target = torch.arange(len(words), device=words.device)
-
-    def both_ways(scores: torch.Tensor) -> torch.Tensor:
-        logits = gamma3 * scores
-        return F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)
-
-    return both_ways(word_scores), both_ways(sentence_scores)
 
 
 @dataclass(frozen=True)
@@ -313,7 +236,8 @@ def _recorder(log, prefix: str = ""):
 
 
 def pretrain_damsm(model_cfg: Mapping[str, Any], damsm: DamsmConfig, data: dict[str, torch.Tensor], image_size: int,
-                   cfg: TrainConfig, checkpoint_dir: Path, log=None) -> tuple[GenotypeEncoder, DAMSMImageEncoder]:
+                   cfg: TrainConfig, checkpoint_dir: Path, log=None,
+                   progress: bool = True) -> tuple[GenotypeEncoder, DAMSMImageEncoder]:
     """Pre-train the DAMSM (its own resumable Trainer run under checkpoint_dir/damsm); return both
     encoders frozen (requires_grad False, eval mode)."""
     torch.manual_seed(cfg.seed + 1)  # initial weights, distinct from the GAN's
@@ -328,7 +252,7 @@ def pretrain_damsm(model_cfg: Mapping[str, Any], damsm: DamsmConfig, data: dict[
     folder.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(modules, damsm_pretrain_loss(damsm), len(data["x_0"]),
                       lambda idx: {k: v[idx] for k, v in data.items()}, pre_cfg, folder,
-                      log=_recorder(log, "damsm_"))
+                      log=_recorder(log, "damsm_"), progress=progress)
     trainer.fit()
     trained = trainer.unwrapped
     encoders = trained["genotype_encoder"], trained["damsm_image"]
@@ -413,23 +337,25 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def train_gan(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, out_dir: Path, checkpoint_dir: Path,
-              log: Callable[[dict, int], None] | None = None, max_steps: int | None = None) -> dict:
-    """Train one GAN baseline on the training split; save the EMA generator (+ genotype encoder) to out_dir.
+def train_gan(params: Mapping[str, Any], paths: ProcessedPaths, out_dir: Path, checkpoint_dir: Path,
+              log: Callable[[dict, int], None] | None = None, *, variant: str, max_steps: int | None = None,
+              progress: bool = True) -> TrainResult:
+    """Train one GAN baseline (`variant`: cgan, stackgan, attngan) on the training split; save the EMA
+    generator (+ genotype encoder) to out_dir.
 
     `checkpoint_dir` is this variant's own folder: a rerun resumes from it, and it is emptied when the
     settings or the data changed (AttnGAN keeps its DAMSM pre-training in checkpoint_dir/damsm).
     `log(metrics, step)` gets the losses every training.gan.log_every steps (DAMSM ones prefixed damsm_).
     `max_steps` overrides training.gan(.<variant>).max_steps.
-    Returns {"final_loss", "steps", "parameters"} (parameters: of the saved, sampling-time networks).
+    The result's parameters: of the saved, sampling-time networks.
     """
     check_gan_variant(variant)
     with cpu_threads(params["training"].get("gan_cpu_threads")):
-        return _train_gan(variant, params, paths, out_dir, checkpoint_dir, log, max_steps)
+        return _train_gan(variant, params, paths, out_dir, checkpoint_dir, log, max_steps, progress)
 
 
 def _train_gan(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, out_dir: Path, checkpoint_dir: Path,
-               log: Callable[[dict, int], None] | None, max_steps: int | None) -> dict:
+               log: Callable[[dict, int], None] | None, max_steps: int | None, progress: bool) -> TrainResult:
     out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir)
     model_cfg = params["model"]
     cfg = train_config(params, variant, max_steps)
@@ -444,14 +370,14 @@ def _train_gan(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, o
     pretrained: dict[str, nn.Module] = {}
     if variant == "attngan":
         encoder, image_encoder = pretrain_damsm(model_cfg, DamsmConfig.from_params(gan_cfg.get("damsm")), data,
-                                                image_size, cfg, checkpoint_dir, log)
+                                                image_size, cfg, checkpoint_dir, log, progress)
         pretrained = {"genotype_encoder": encoder, "damsm_image": image_encoder}
     torch.manual_seed(cfg.seed)  # initial weights
     modules = build_gan_modules(variant, model_cfg, image_size, data["genotype"].shape[1])
     modules.update(pretrained)  # AttnGAN: the frozen, pre-trained DAMSM in place of fresh encoders
 
     trainer = Trainer(modules, summed(terms), len(data["x_0"]), lambda idx: {k: v[idx] for k, v in data.items()}, cfg,
-                      checkpoint_dir, log=record)
+                      checkpoint_dir, log=record, progress=progress)
     final = trainer.fit()   # the last step's losses, also when a rerun finds the checkpoint complete
 
     ema = trainer.ema_modules()
@@ -463,5 +389,6 @@ def _train_gan(variant: str, params: Mapping[str, Any], paths: ProcessedPaths, o
         GANPipeline(saved["generator"], saved.get("genotype_encoder"),
                     {"variant": variant, "snps": dataset.snps, "steps": trainer.step,
                      "image_size": image_size}).save_pretrained(out_dir)
-    return {"final_loss": float(final.get("loss", math.nan)), "steps": trainer.step,
-            "parameters": int(sum(p.numel() for m in saved.values() for p in m.parameters()))}
+    return TrainResult(steps=trainer.step, final=dict(final),
+                       parameters=int(sum(p.numel() for m in saved.values() for p in m.parameters())),
+                       precision=trainer.precision)

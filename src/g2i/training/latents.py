@@ -19,18 +19,10 @@ from ..io.atomic import atomic_dir, write_json
 LATENTS_FILE = "latents.npy"
 
 
-def load_autoencoder(path: Path):
-    from diffusers import AutoencoderKL
-
-    if not (Path(path) / "config.json").is_file():
-        raise G2IError(f"{path}: no trained autoencoder here; run `dvc repro train_autoencoder` first")
-    return AutoencoderKL.from_pretrained(str(path)).eval()
-
-
 @torch.no_grad()
 def encode_latents(autoencoder_dir: Path, slices_file: Path, out_dir: Path, summary_path: Path,
                    batch_size: int = 64) -> dict:
-    from ..models.autoencoder import encode_mean
+    from ..models.autoencoder import encode_mean, load_autoencoder
 
     if not Path(slices_file).is_file():
         raise G2IError(f"{slices_file}: not found; run `dvc repro` first")

@@ -6,6 +6,9 @@ run was interrupted before it. Checkpoints (Accelerate's save_state: weights, op
 EMA, RNG, plus the step) are written to a temporary folder and renamed, so a kill -9 mid-save leaves the
 previous checkpoint intact. A non-finite loss stops the run before the bad update, keeping the last good
 checkpoint. Data-parallel on several GPUs or processes via `accelerate launch --num_processes N`.
+
+Also what the trainers share: TrainResult (what each returns), checkpoint fingerprints and removal, and
+`frozen_call` / `Conditioned` (a network run with detached parameters, so one optimizer can train rivals).
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import json
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from ..config import from_section
 from ..errors import G2IError
@@ -36,6 +40,51 @@ def settings_fingerprint(settings: Mapping[str, Any], data: torch.Tensor) -> str
 
     payload = {"settings": settings, "data": hashlib.md5(data.numpy().tobytes()).hexdigest()}
     return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What every trainer (train_autoencoder, train_diffusion, train_gan) returns; the commands log and report it.
+
+    steps: training steps done; final: the last step's losses (also when a rerun found the checkpoint
+    complete); parameters: of the saved, sampling-time networks; precision: the Trainer's (no = float32, or
+    bf16); metrics: the trainer's further numbers (the autoencoder's validation PSNR / SSIM, ...); preview:
+    what a figure of the trained model is drawn from, where the trainer makes one (else None).
+    """
+
+    steps: int
+    final: dict[str, float]
+    parameters: int
+    precision: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    preview: Any = None
+
+    @property
+    def final_loss(self) -> float:
+        """The last step's total loss (nan when no step was logged)."""
+        return self.final.get("loss", math.nan)
+
+
+def remove_checkpoints(checkpoint_dir: Path) -> None:
+    """Checkpoints are for resuming an interrupted run; once the model is saved they are not needed."""
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+def frozen_call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """module(x) with detached parameters: gradients reach x (the decoder), never the module's weights."""
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    return functional_call(module, {**params, **dict(module.named_buffers())}, (x,))
+
+
+class Conditioned(nn.Module):
+    """disc(x, *condition) as a one-argument module, so `frozen_call` can run a conditional discriminator."""
+
+    def __init__(self, disc: nn.Module, *condition: torch.Tensor):
+        super().__init__()
+        self.disc, self.condition = disc, condition
+
+    def forward(self, x: torch.Tensor):
+        return self.disc(x, *self.condition)
 
 
 def prepare_checkpoints(folder: Path, stamp: str) -> None:
