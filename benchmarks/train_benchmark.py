@@ -150,7 +150,7 @@ def autoencoder_step(params: dict, batch_size: int | None, steps: int, warmup: i
         return model_only(modules, loss_fn, batch, steps, warmup, device, bf16=bf16)
 
     t_fp32, flops = timed(False)
-    precision = cpu_precision(train.get("cpu_mixed_precision", "no")) if device.type == "cpu" else "no"
+    precision = cpu_precision(train["cpu_mixed_precision"]) if device.type == "cpu" else "no"
     t_step = timed(True)[0] if precision == "bf16" else t_fp32
     return {"ae_batch_size": bs, "ae_precision": "bf16" if precision == "bf16" else "float32", "ae_step_s": t_step,
             "ae_step_fp32_s": t_fp32, "ae_speedup": t_fp32 / t_step, "ae_images_per_s": bs / t_step,

@@ -74,6 +74,49 @@ def tiny_spec(**overrides) -> CohortSpec:
     return CohortSpec.from_params(resolved, **{**TINY, **overrides})
 
 
+# Complete params.yaml sections for tests that set a few keys: the configs have no code defaults (params.yaml
+# states every knob), so a test starts from the demo profile's section and overrides what it is about.
+def demo_section(*keys: str) -> dict:
+    """A copy of the demo profile's resolved section params[keys[0]][keys[1]]..., plain YAML types."""
+    section = resolve(load_params(ROOT / "params.yaml"), "demo")
+    for key in keys:
+        section = section[key]
+    return dict(section)
+
+
+def train_section(**overrides) -> dict:
+    """The demo's training.diffusion section with `overrides`."""
+    return {**demo_section("training", "diffusion"), **overrides}
+
+
+def train_config(**overrides):
+    from g2i.training.trainer import TrainConfig
+
+    return TrainConfig.from_params(train_section(**overrides))
+
+
+def classifier_section(**overrides) -> dict:
+    """The demo's classify.classifier section with `overrides`."""
+    return {**demo_section("classify", "classifier"), **overrides}
+
+
+def classifier_config(**overrides):
+    from g2i.evaluation.classifier import ClassifierConfig
+
+    return ClassifierConfig.from_params(classifier_section(**overrides))
+
+
+def sample_section(**overrides) -> dict:
+    """The demo's sample section with `overrides`."""
+    return {**demo_section("sample"), **overrides}
+
+
+def sample_config(**overrides):
+    from g2i.generation.sets import SampleConfig
+
+    return SampleConfig.from_params(sample_section(**overrides))
+
+
 @pytest.fixture(scope="session")
 def tiny_cohort(tmp_path_factory, request) -> tuple[Path, dict]:
     """Generated once per test run: pytest-xdist workers share it (the first to arrive generates it under a

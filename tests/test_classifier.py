@@ -13,7 +13,16 @@ from g2i.evaluation.classifier import (METRICS, ClassifierConfig, SliceCNN, clas
                                        evaluate_over_seeds, extract_features, fill_to_per_class, load_classifier,
                                        predict, predict_proba, save_classifier, t_interval, train_classifier)
 
-FAST = ClassifierConfig(epochs=10, batch_size=32)
+from .conftest import classifier_config, classifier_section
+
+
+def config(**overrides) -> ClassifierConfig:
+    """The demo's classify.classifier with the settings these tests were tuned with (learning rate 3e-3, no floor
+    on the updates) and `overrides`."""
+    return classifier_config(**{"learning_rate": 3e-3, "min_steps": 0, **overrides})
+
+
+FAST = config(epochs=10, batch_size=32)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -70,7 +79,7 @@ def test_training_leaves_the_callers_torch_rng_alone(data):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    train_classifier(x[:40], y[:40], ClassifierConfig(epochs=1), seed=5)
+    train_classifier(x[:40], y[:40], config(epochs=1), seed=5)
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -121,7 +130,7 @@ def test_fill_to_per_class_says_which_class_lacks_generated_images():
 
 def test_evaluate_over_seeds_reports_mean_and_std(data):
     (x, y), (x_test, y_test) = data
-    cfg = ClassifierConfig(epochs=2, batch_size=32)
+    cfg = config(epochs=2, batch_size=32)
     report = evaluate_over_seeds(x[:120], y[:120], x_test, y_test, cfg, seeds=[0, 1, 2], progress=False)
     assert report["seeds"] == [0, 1, 2] and [r["seed"] for r in report["per_seed"]] == [0, 1, 2]
     assert set(report["mean"]) == set(report["std"]) == set(report["ci95"]) == set(METRICS)
@@ -144,7 +153,7 @@ def test_rows_trained_side_by_side_equal_rows_trained_in_turn(data):
     from g2i.evaluation.classifier import evaluate_rows
 
     (x, y), (x_test, y_test) = data
-    cfg = ClassifierConfig(epochs=1, batch_size=32)
+    cfg = config(epochs=1, batch_size=32)
     rows = {"real": (x[:60], y[:60]), "real + more": (x[:120], y[:120])}
     parallel = evaluate_rows(rows, x_test, y_test, cfg, seeds=[0, 1], n_jobs=2, progress=False)
     threads = torch.get_num_threads()
@@ -184,22 +193,23 @@ def test_save_load_round_trip_gives_identical_predictions(data, trained, tmp_pat
 
 def test_failed_save_leaves_no_folder(trained, tmp_path):
     with pytest.raises(ValueError, match="channels"):
-        save_classifier(trained, ClassifierConfig(channels=(8, 8)), tmp_path / "clf")
+        save_classifier(trained, config(channels=(8, 8)), tmp_path / "clf")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_from_params_rejects_unknown_keys_and_bad_values():
-    assert ClassifierConfig.from_params({"channels": [8, 16], "epochs": 3}) == ClassifierConfig(channels=(8, 16),
-                                                                                                 epochs=3)
+    section = classifier_section(channels=[8, 16], epochs=3)
+    cfg = ClassifierConfig.from_params(section)
+    assert cfg == ClassifierConfig(**{**section, "channels": (8, 16)}) and cfg.channels == (8, 16)   # a tuple
     with pytest.raises(G2IError, match=r"unknown classifier key\(s\) \['epoch'\].*known"):
-        ClassifierConfig.from_params({"epoch": 3})
+        ClassifierConfig.from_params(classifier_section(epoch=3))
     with pytest.raises(G2IError, match="dropout"):
-        ClassifierConfig.from_params({"dropout": 1.5})
+        ClassifierConfig.from_params(classifier_section(dropout=1.5))
 
 
 def test_works_on_64_by_64_slices_and_rejects_bad_shapes():
     x, y = disc_slices(60, 64, 2)
-    model = train_classifier(x, y, ClassifierConfig(epochs=1, channels=(4, 8)), seed=0)
+    model = train_classifier(x, y, config(epochs=1, channels=(4, 8)), seed=0)
     assert isinstance(model, SliceCNN)
     assert predict(model, x).shape == (60,) and extract_features(model, x).shape == (60, 64)
     with pytest.raises(ValueError, match="images"):
@@ -209,9 +219,9 @@ def test_works_on_64_by_64_slices_and_rejects_bad_shapes():
 
 
 def test_min_steps_raises_the_epochs_of_small_training_sets():
-    cfg = ClassifierConfig(epochs=8, batch_size=32, min_steps=400)
+    cfg = config(epochs=8, batch_size=32, min_steps=400)
     assert cfg.epochs_for(91) == 134      # 3 batches per epoch
     assert cfg.epochs_for(3200) == 8      # 100 batches per epoch: the epoch count already gives 800 updates
-    assert ClassifierConfig(epochs=8, batch_size=32).epochs_for(91) == 8
+    assert config(epochs=8, batch_size=32, min_steps=0).epochs_for(91) == 8
     with pytest.raises(G2IError, match="min_steps"):
-        ClassifierConfig.from_params({"min_steps": -1})
+        ClassifierConfig.from_params(classifier_section(min_steps=-1))

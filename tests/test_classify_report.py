@@ -17,6 +17,8 @@ from g2i.evaluation.classifier import (METRICS, check_real_fractions, fraction_k
                                        paired_difference, stratified_subject_subsample, t_interval)
 from g2i.evaluation.tables import table2_markdown
 
+from .conftest import classifier_section, sample_section
+
 
 # ---------------------------------------------------------------------------------------------- intervals
 
@@ -204,9 +206,12 @@ def fake_project(tmp_path, fractions, per_class=12, generated_per_class=8):
     (tmp_path / "generated/m1").mkdir(parents=True, exist_ok=True)
     np.savez(tmp_path / "generated/m1/augment.npz", label=gen_labels,
              images=rng.uniform(-1, 1, (len(gen_labels), SIZE, SIZE)).astype(np.float16))
-    params = {"profile": "demo", "profiles": {"demo": {}}, "sample": {"per_class": per_class},
+    # a tiny, fast classifier: learning rate 3e-3 and no floor on the updates, as the test was tuned with
+    classifier = classifier_section(channels=[4], pool_size=2, hidden=8, epochs=1, batch_size=8, learning_rate=3e-3,
+                                    min_steps=0)
+    params = {"profile": "demo", "profiles": {"demo": {}}, "sample": sample_section(per_class=per_class),
               "classify": {"seeds": [0, 1], "real_fractions": fractions, "subsample_seed": 0, "n_jobs": 2,
-                           "classifier": {"channels": [4], "pool_size": 2, "hidden": 8, "epochs": 1, "batch_size": 8}}}
+                           "classifier": classifier}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return argparse.Namespace(params=tmp_path / "params.yaml", profile=None, models=["m1"],
                               generated=tmp_path / "generated", out=tmp_path / "reports")

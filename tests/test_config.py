@@ -95,3 +95,19 @@ def test_every_params_dataclass_rejects_unknown_keys_and_bad_values_by_name():
         AutoencoderLossWeights.from_config({"autoencoder_loss": {**params["model"]["autoencoder_loss"], "typo": 1}})
     with pytest.raises(G2IError, match="bad classifier setting"):
         from_section(ClassifierConfig, {**params["classify"]["classifier"], "channels": 3}, "classifier")
+
+
+def test_every_knob_of_the_training_sample_and_classifier_sections_is_required():
+    """No code default restates or contradicts params.yaml: a key left out is an error naming it."""
+    from g2i.evaluation.classifier import ClassifierConfig
+    from g2i.generation.sets import SampleConfig
+    from g2i.training.trainer import TrainConfig
+
+    params = resolve(load_params(ROOT / "params.yaml"), "demo")
+    for build, section, where in ((TrainConfig.from_params, params["training"]["autoencoder"], "training"),
+                                  (SampleConfig.from_params, params["sample"], "sample"),
+                                  (ClassifierConfig.from_params, params["classify"]["classifier"], "classifier")):
+        build(section)   # complete
+        for key in section:
+            with pytest.raises(G2IError, match=rf"params.yaml: {re.escape(where)}\.{key} is missing"):
+                build({k: v for k, v in section.items() if k != key})

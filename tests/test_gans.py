@@ -19,7 +19,7 @@ from g2i.training.gan import build_gan_modules, gan_terms, train_config, train_g
 from g2i.vocabulary import GAN_VARIANTS
 from g2i.training.trainer import step_generator
 
-from .conftest import write_processed
+from .conftest import train_section, write_processed
 
 SIZE, N_SNPS = 32, 6
 TINY_MODEL = {
@@ -38,8 +38,8 @@ TINY_MODEL = {
                               "batch_size": 4, "learning_rate": 1.0e-3}},
     },
 }
-TRAIN = {"max_steps": 4, "batch_size": 4, "learning_rate": 1.0e-3, "weight_decay": 0.0, "betas": [0.5, 0.999], "grad_clip": 0.0,
-         "warmup_steps": 1, "checkpoint_every": 2, "ema_decay": 0.9, "log_every": 1, "seed": 0}
+TRAIN = train_section(max_steps=4, batch_size=4, learning_rate=1.0e-3, weight_decay=0.0, betas=[0.5, 0.999],
+                      grad_clip=0.0, warmup_steps=1, checkpoint_every=2, ema_decay=0.9, log_every=1, seed=0)
 PARAMS = {"model": TINY_MODEL, "training": {"gan": TRAIN}}
 
 

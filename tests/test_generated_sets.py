@@ -12,7 +12,7 @@ from g2i.generation.sets import (SampleConfig, choose_guidance, guidance_set, lo
                                      write_sets)
 from g2i.generation.loader import guidance_settings
 
-from .conftest import write_processed
+from .conftest import sample_config, sample_section, write_processed
 from .test_g2i_pipeline import tiny_pipeline
 
 SAMPLING = {"sampler": "ddpm", "num_inference_steps": 2, "eta": 0.0, "guidance_scale": 1.0,
@@ -36,7 +36,7 @@ def splits(tmp_path_factory):
 @pytest.mark.parametrize("variant", ["ldm", "g2i_l_att"])
 def test_sets_have_the_configured_sizes_and_conditions(splits, tmp_path, variant):
     train, test = splits
-    cfg = SampleConfig(per_subject=2, per_class=6, n_counterfactual=5, seed=0)
+    cfg = sample_config(per_subject=2, per_class=6, n_counterfactual=5, seed=0)
     counts = write_sets(pipeline_generator(tiny_pipeline(variant), SAMPLING, progress=False), train, test, cfg, tmp_path)
     assert counts == {"test": 6, "augment": 3 * (6 - 4), "counterfactual": 5 * 5}
     t = load_set(tmp_path, "test")
@@ -59,7 +59,7 @@ def test_sets_have_the_configured_sizes_and_conditions(splits, tmp_path, variant
 
 def test_the_same_settings_give_the_same_sets(splits, tmp_path):
     train, test = splits
-    cfg = SampleConfig(per_subject=1, per_class=5, n_counterfactual=3)
+    cfg = sample_config(per_subject=1, per_class=5, n_counterfactual=3)
     generate = pipeline_generator(tiny_pipeline("g2i"), SAMPLING, progress=False)
     write_sets(generate, train, test, cfg, tmp_path / "a")
     write_sets(generate, train, test, cfg, tmp_path / "b")
@@ -70,16 +70,16 @@ def test_the_same_settings_give_the_same_sets(splits, tmp_path):
 
 def test_bad_settings_and_missing_sets_are_clear_errors(tmp_path):
     with pytest.raises(G2IError, match="unknown sample key"):
-        SampleConfig.from_params({"per_subjects": 3})
+        SampleConfig.from_params(sample_section(per_subjects=3))
     with pytest.raises(G2IError, match="positive"):
-        SampleConfig.from_params({"per_class": 0})
+        SampleConfig.from_params(sample_section(per_class=0))
     with pytest.raises(G2IError, match="dvc repro"):
         load_set(tmp_path, "test")
 
 
 def test_augment_fills_the_smallest_real_subsample(splits, tmp_path):
     train, test = splits   # 4 training subjects per class
-    cfg = SampleConfig(per_subject=1, per_class=6, n_counterfactual=2)
+    cfg = sample_config(per_subject=1, per_class=6, n_counterfactual=2)
     generate = pipeline_generator(tiny_pipeline("g2i_l_att"), SAMPLING, progress=False)
     counts = write_sets(generate, train, test, cfg, tmp_path, min_real=[1, 2, 4])
     assert counts["augment"] == (6 - 1) + (6 - 2) + (6 - 4)
@@ -89,8 +89,8 @@ def test_augment_fills_the_smallest_real_subsample(splits, tmp_path):
 def test_guidance_sweep_set_uses_validation_subjects_and_the_counterfactual_noise(splits, tmp_path):
     train, test = splits
     pipe = tiny_pipeline("g2i_l_att")
-    cfg = SampleConfig(per_subject=1, per_class=4, n_counterfactual=3, guidance_sweep=(1.0, 3.0),
-                       guidance_models=("g2i_l_att",), guidance_per_subject=2)
+    cfg = sample_config(per_subject=1, per_class=4, n_counterfactual=3, guidance_sweep=[1.0, 3.0],
+                        guidance_models=["g2i_l_att"], guidance_per_subject=2)
     at = lambda w, w_g: pipeline_generator(pipe, {**SAMPLING, **guidance_settings(w, w_g)}, progress=False)  # noqa: E731
     sweep = guidance_set(at, train, test, cfg, [(1.0, 1.0), (3.0, 3.0)])
     counts = write_sets(pipeline_generator(pipe, SAMPLING, progress=False), train, test, cfg, tmp_path, guidance=sweep)
@@ -108,9 +108,9 @@ def test_guidance_sweep_set_uses_validation_subjects_and_the_counterfactual_nois
     np.testing.assert_array_equal(more["w1_val"], sweep["w1_val"])
     assert not np.array_equal(more["w2_val"], sweep["w0_val"])       # the genotype's own scale changes the images
     with pytest.raises(G2IError, match="guidance_sweep"):
-        SampleConfig.from_params({"guidance_sweep": [1.0, "x"]})
+        SampleConfig.from_params(sample_section(guidance_sweep=[1.0, "x"]))
     with pytest.raises(G2IError, match="genotype_guidance_sweep needs"):
-        SampleConfig.from_params({"genotype_guidance_sweep": [2.0]})
+        SampleConfig.from_params(sample_section(genotype_guidance_sweep=[2.0]))
 
 
 def _sweep_images(pairs):

@@ -15,9 +15,9 @@ from g2i.models import build_autoencoder, build_discriminator, build_denoiser, b
 from g2i.models.genotype_encoder import build_genotype_encoder
 from g2i.training.autoencoder import make_loss_fn
 from g2i.training.diffusion import diffusion_loss
-from g2i.training.trainer import TrainConfig, Trainer
+from g2i.training.trainer import Trainer
 
-from .conftest import ROOT
+from .conftest import ROOT, train_config
 
 PAPER = resolve(load_params(ROOT / "params.yaml"), "paper")
 N_SNPS = 52
@@ -58,7 +58,8 @@ def test_peak_memory_counts_only_what_runs_inside():
 
 
 def train_steps(modules, loss_fn, data: dict, tmp_path, steps: int = 2) -> dict:
-    cfg = TrainConfig.from_params({"max_steps": steps, "batch_size": 2, "checkpoint_every": steps, "warmup_steps": 1})
+    cfg = train_config(max_steps=steps, batch_size=2, checkpoint_every=steps, warmup_steps=1, learning_rate=1e-4,
+                       ema_decay=0.999)
     trainer = Trainer(modules, loss_fn, len(next(iter(data.values()))), lambda i: {k: v[i] for k, v in data.items()},
                       cfg, tmp_path, progress=False)
     return trainer.fit()

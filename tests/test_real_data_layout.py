@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from g2i.genetics.plink import read_bim, read_fam, write_plink1
 from g2i.imaging.io import load_t1
@@ -54,6 +56,14 @@ def civet_copy(raw: Path, dest: Path) -> None:
                  np.concatenate([a1, swapped, a1[[0]]])[order].astype(np.int8))
 
 
+def readme_root_command(adni: Path) -> str:
+    """The line of the README's "Real ADNI data in five lines" that points params.yaml at the download, as written
+    there (with this test's folder for /data/adni): the fixture below runs it."""
+    block = (ROOT / "README.md").read_text().split("## Real ADNI data in five lines", 1)[1].split("```bash", 1)[1]
+    line = next(line for line in block.split("```", 1)[0].splitlines() if "params.yaml" in line and "root" in line)
+    return line.split(" #", 1)[0].strip().replace("/data/adni", str(adni))
+
+
 @pytest.fixture(scope="module")
 def project(tiny_cohort, tmp_path_factory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("download")
@@ -65,7 +75,9 @@ def project(tiny_cohort, tmp_path_factory) -> tuple[Path, Path]:
         shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "uncommitted"))
     civet_copy(tiny_cohort[0], adni)
     set_params(repo, lambda p: p["profiles"]["demo"].update(TINY_DEMO))
-    set_params(repo, lambda p: p["data"].update(root=str(adni)))
+    edit = subprocess.run(["bash", "-c", readme_root_command(adni)], cwd=repo, capture_output=True, text=True)
+    assert edit.returncode == 0, edit.stderr
+    assert yaml.safe_load((repo / "params.yaml").read_text())["data"]["root"] == str(adni)
     assert run(repo, "git", "init", "-q").returncode == 0
     assert run(repo, "dvc", "init", "-q").returncode == 0
     return repo, adni

@@ -19,7 +19,7 @@ from g2i.models import autoencode, build_autoencoder, build_discriminator
 from g2i.training.autoencoder import make_loss_fn
 from g2i.training.trainer import cpu_precision, frozen_call, step_generator
 
-from .conftest import ROOT, write_processed
+from .conftest import ROOT, train_section, write_processed
 
 SIZE = 16
 TINY_MODEL = {
@@ -28,8 +28,8 @@ TINY_MODEL = {
     "discriminator": {"channels": 8, "n_layers": 2, "norm_num_groups": 4},
     "autoencoder_loss": {"l1": 1.0, "ssim": 0.25, "kl": 1.0e-6, "adversarial": 0.1, "adversarial_warmup_steps": 8},
 }
-TINY_TRAINING = {"max_steps": 20, "batch_size": 4, "learning_rate": 1.0e-3, "warmup_steps": 2, "checkpoint_every": 10,
-                 "ema_decay": 0.9, "log_every": 5, "seed": 0, "cpu_mixed_precision": "auto"}
+TINY_TRAINING = train_section(max_steps=20, batch_size=4, learning_rate=1.0e-3, warmup_steps=2, checkpoint_every=10,
+                              ema_decay=0.9, log_every=5, seed=0, cpu_mixed_precision="auto")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from g2i.training.diffusion import diffusion_loss, train_diffusion
 from g2i.training.latents import encode_latents
 from g2i.models import build_scheduler
 
-from .conftest import write_processed
+from .conftest import train_section, write_processed
 
 TINY_MODEL = {
     "autoencoder": {"block_out_channels": [8, 8, 8], "latent_channels": 2, "layers_per_block": 1, "norm_num_groups": 4,
@@ -28,7 +28,8 @@ TINY_MODEL = {
                   "beta_end": 0.0195},
 }
 SAMPLING = {"sampler": "ddpm", "num_inference_steps": 3, "eta": 0.0, "guidance_scale": 1.0, "seed": 0}
-TRAIN = {"max_steps": 6, "batch_size": 4, "learning_rate": 1e-3, "warmup_steps": 1, "checkpoint_every": 3, "seed": 0}
+TRAIN = train_section(max_steps=6, batch_size=4, learning_rate=1e-3, warmup_steps=1, checkpoint_every=3, seed=0,
+                      ema_decay=0.999)
 
 
 @pytest.fixture(scope="module")

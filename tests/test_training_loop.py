@@ -17,6 +17,7 @@ from g2i.training.trainer import TrainConfig, TrainingDiverged, cpu_precision
 from g2i.errors import G2IError
 
 from . import toy_train
+from .conftest import train_config, train_section
 
 SCRIPT = Path(__file__).parent / "toy_train.py"
 BIN = Path(sys.executable).parent
@@ -87,11 +88,11 @@ def test_two_process_accelerate_run(tmp_path):
 
 def test_config_rejects_unknown_and_bad_keys():
     with pytest.raises(G2IError, match="unknown training key"):
-        TrainConfig.from_params({"max_steps": 5, "batch_size": 2, "lerning_rate": 1})
+        TrainConfig.from_params(train_section(max_steps=5, batch_size=2, lerning_rate=1))
     with pytest.raises(G2IError, match="positive"):
-        TrainConfig.from_params({"max_steps": 0, "batch_size": 2})
+        TrainConfig.from_params(train_section(max_steps=0, batch_size=2))
     with pytest.raises(G2IError, match="cpu_mixed_precision"):
-        TrainConfig.from_params({"max_steps": 5, "batch_size": 2, "cpu_mixed_precision": "fp16"})
+        TrainConfig.from_params(train_section(max_steps=5, batch_size=2, cpu_mixed_precision="fp16"))
 
 
 def test_cpu_precision_auto_follows_the_cpu(monkeypatch):
@@ -117,8 +118,8 @@ def test_cpu_bf16_trainer_runs_the_networks_in_bf16_and_keeps_float32_weights(tm
         return ((y.float() - batch["y"]) ** 2).mean(), {}
 
     x, y = torch.randn(32, 4), torch.randn(32, 1)
-    cfg = TrainConfig.from_params({"max_steps": 3, "batch_size": 8, "checkpoint_every": 3,
-                                   "cpu_mixed_precision": "bf16"})
+    cfg = train_config(max_steps=3, batch_size=8, checkpoint_every=3, cpu_mixed_precision="bf16",
+                       learning_rate=1e-4, warmup_steps=0, ema_decay=0.999)
     trainer = Trainer({"net": net}, loss_fn, 32, lambda i: {"x": x[i], "y": y[i]}, cfg, tmp_path, progress=False)
     trainer.fit()
     assert trainer.precision == "bf16" and seen == [torch.bfloat16] * 3

@@ -39,8 +39,10 @@ def build(out_dir, max_steps, sleep=0.0, nan_at=None, fail_at=None, checkpoint_e
             loss = loss * float("nan")
         return loss, {"mse": float(loss.detach())}
 
-    cfg = TrainConfig(max_steps=max_steps, batch_size=8, learning_rate=0.05, warmup_steps=3,
-                      checkpoint_every=checkpoint_every, ema_decay=0.9, seed=1)
+    # every field stated (the script also runs alone, under `accelerate launch`): the toy's own settings
+    cfg = TrainConfig(max_steps=max_steps, batch_size=8, learning_rate=0.05, weight_decay=0.01, betas=(0.9, 0.999),
+                      warmup_steps=3, grad_clip=1.0, ema_decay=0.9, checkpoint_every=checkpoint_every,
+                      keep_checkpoints=2, log_every=10, seed=1, mixed_precision="bf16", cpu_mixed_precision="no")
     trainer = Trainer({"net": nn.Linear(4, 1)}, loss_fn, N_ITEMS, lambda i: {"x": x[i], "y": y[i]}, cfg, out_dir,
                       progress=False)
     return trainer

@@ -88,17 +88,17 @@ class SliceCNN(nn.Module):
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """Training settings. Defaults train one classifier on ~1500 64 x 64 slices in a few seconds on a CPU."""
+    """Training settings: params.yaml `classify.classifier`, every field stated there."""
 
-    channels: tuple[int, ...] = (16, 32)
-    epochs: int = 8
-    batch_size: int = 32
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    dropout: float = 0.2
-    pool_size: int = 8          # spatial grid kept before the dense layer
-    hidden: int = 64            # width of the dense layer = the feature dimension
-    min_steps: int = 0          # at least this many updates: small training sets get more epochs
+    channels: tuple[int, ...]
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    dropout: float
+    pool_size: int              # spatial grid kept before the dense layer
+    hidden: int                 # width of the dense layer = the feature dimension
+    min_steps: int              # at least this many updates: small training sets get more epochs
 
     def epochs_for(self, n_images: int) -> int:
         """Epochs for a training set of `n_images`: `epochs`, raised until `min_steps` updates are made.

@@ -32,20 +32,24 @@ SETS = ("test", "augment", "counterfactual")
 
 @dataclass(frozen=True)
 class SampleConfig:
-    per_subject: int = 4          # generated images per test subject (paper: 3960 in all)
-    per_class: int = 100          # classifier training set filled to this many per class (paper: 500)
-    n_counterfactual: int = 32    # subjects in the APOE e4 dose sweep
-    seed: int = 0
-    guidance_sweep: tuple[float, ...] = ()   # classifier-free guidance scales w to compare (empty: no sweep)
-    guidance_models: tuple[str, ...] = ()    # diffusion models that get the sweep (it costs ~2x per w != 1)
-    guidance_per_subject: int = 1            # images per validation subject at each w
-    genotype_guidance_sweep: tuple[float, ...] = ()   # w_g tried at the chosen w_dx (models seeing both conditions)
-    gan_batch_pixels: int = 1048576          # a GAN baseline's generation batch, in output pixels (params.yaml)
+    """The evaluation sets' settings: params.yaml `sample:`, every field stated there."""
+
+    per_subject: int              # generated images per test subject (paper: 3960 in all)
+    per_class: int                # classifier training set filled to this many per class (paper: 500)
+    n_counterfactual: int         # subjects in the APOE e4 dose sweep
+    seed: int
+    guidance_sweep: tuple[float, ...]        # classifier-free guidance scales w to compare (empty: no sweep)
+    guidance_models: tuple[str, ...]         # diffusion models that get the sweep (it costs ~2x per w != 1)
+    guidance_per_subject: int                # images per validation subject at each w
+    genotype_guidance_sweep: tuple[float, ...]        # w_g tried at the chosen w_dx (models seeing both conditions)
+    gan_batch_pixels: int                    # a GAN baseline's generation batch, in output pixels
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "SampleConfig":
-        cfg = from_section(cls, section, "sample", **{key: tuple(section.get(key) or ()) for key in
-                                                      ("guidance_sweep", "guidance_models", "genotype_guidance_sweep")})
+        # lists (or null: none) as tuples; a key left out is reported missing by from_section
+        cfg = from_section(cls, section, "sample", **{key: tuple(section[key] or ()) for key in
+                                                      ("guidance_sweep", "guidance_models", "genotype_guidance_sweep")
+                                                      if key in section})
         if min(cfg.per_subject, cfg.per_class, cfg.n_counterfactual, cfg.guidance_per_subject, cfg.gan_batch_pixels) <= 0:
             raise G2IError("params.yaml: sample.per_subject, per_class, n_counterfactual, guidance_per_subject and "
                            "gan_batch_pixels must be positive")

@@ -242,12 +242,14 @@ def pretrain_damsm(model_cfg: Mapping[str, Any], damsm: DamsmConfig, data: dict[
     encoders frozen (requires_grad False, eval mode)."""
     torch.manual_seed(cfg.seed + 1)  # initial weights, distinct from the GAN's
     modules = build_damsm(model_cfg, image_size, data["genotype"].shape[1])
+    # The DAMSM encoders pre-train with AdamW's usual betas, not the GAN's beta1 0.5 (no adversarial game
+    # here), and in float32 on CPU: the values TrainConfig's former defaults gave, so the encoders are unchanged.
     pre_cfg = TrainConfig(max_steps=damsm.pretrain_steps, batch_size=damsm.batch_size,
-                          learning_rate=damsm.learning_rate, weight_decay=0.0,
+                          learning_rate=damsm.learning_rate, weight_decay=0.0, betas=(0.9, 0.999),
                           warmup_steps=min(10, damsm.pretrain_steps),
                           grad_clip=cfg.grad_clip, ema_decay=cfg.ema_decay, checkpoint_every=damsm.pretrain_steps,
                           keep_checkpoints=1, log_every=cfg.log_every, seed=cfg.seed + 1,
-                          mixed_precision=cfg.mixed_precision)
+                          mixed_precision=cfg.mixed_precision, cpu_mixed_precision="no")
     folder = checkpoint_dir / DAMSM_DIR
     folder.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(modules, damsm_pretrain_loss(damsm), len(data["x_0"]),

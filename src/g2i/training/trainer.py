@@ -126,28 +126,33 @@ def cpu_precision(setting: str) -> str:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """One training loop's settings: a params.yaml `training.<model>` section, every field stated there."""
+
     max_steps: int
     batch_size: int
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's; the GANs train with (0.5, 0.999) (training.gan.betas)
-    warmup_steps: int = 0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    seed: int = 0
-    mixed_precision: str = "bf16"  # on GPU
-    cpu_mixed_precision: str = "no"  # on CPU: no, bf16, or auto (bf16 where the CPU has AMX tiles: see cpu_precision)
+    learning_rate: float
+    weight_decay: float
+    betas: tuple[float, float]     # AdamW's (0.9, 0.999); the GANs train with (0.5, 0.999)
+    warmup_steps: int
+    grad_clip: float
+    ema_decay: float
+    checkpoint_every: int
+    keep_checkpoints: int
+    log_every: int
+    seed: int
+    mixed_precision: str           # on GPU
+    cpu_mixed_precision: str       # on CPU: no, bf16, or auto (bf16 where the CPU has AMX tiles: see cpu_precision)
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "TrainConfig":
-        betas = section.get("betas", cls.betas)
-        if not (isinstance(betas, (list, tuple)) and len(betas) == 2
-                and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
-            raise G2IError(f"params.yaml: training betas must be two numbers in [0, 1), got {betas!r}")
-        cfg = from_section(cls, section, "training", betas=(float(betas[0]), float(betas[1])))
+        converted = {}
+        if "betas" in section:       # else from_section reports it missing
+            betas = section["betas"]
+            if not (isinstance(betas, (list, tuple)) and len(betas) == 2
+                    and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+                raise G2IError(f"params.yaml: training betas must be two numbers in [0, 1), got {betas!r}")
+            converted["betas"] = (float(betas[0]), float(betas[1]))
+        cfg = from_section(cls, section, "training", **converted)
         if cfg.max_steps <= 0 or cfg.batch_size <= 0 or cfg.checkpoint_every <= 0:
             raise G2IError("params.yaml: max_steps, batch_size and checkpoint_every must be positive")
         if cfg.cpu_mixed_precision not in CPU_PRECISIONS:
