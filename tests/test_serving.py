@@ -296,7 +296,9 @@ def test_concurrent_requests_share_batches_and_each_row_keeps_its_own_image(tmp_
         t.start()
     for t in threads:
         t.join(timeout=120)
-    assert model.batcher.batches - calls_before == 1                   # 4 requests x 2 rows: one pipeline call
+    # 4 requests x 2 rows: the burst's first request may run alone (no client was about before it), the rest
+    # share one call
+    assert model.batcher.batches - calls_before <= 2
     for together, single in zip(results, alone):
         assert all(np.abs(a - b).max() <= 1 for a, b in zip(together, single))
     assert np.abs(alone[1][0] - alone[1][1]).max() > 1                 # rows differ: their seeds do

@@ -3,7 +3,9 @@
 MLflow's scoring server runs each request's `predict` in a thread of its own. Each of those threads
 submits its rows here and waits; one worker thread takes what is queued (rows that share a batch key:
 steps and guidance scales), waits at most `window_s` for more while the batch is short of `max_batch`
-rows, and runs them as one batch. The denoiser's cost per row falls steeply with the batch on any
+rows, and runs them as one batch. It waits only when other clients are about: when the previous batch
+served more than one request, or another was already queued when it ended. A lone client's request runs
+at once, so batching costs it no latency (with a fixed 50 ms window its p50 rose by ~14 %). The denoiser's cost per row falls steeply with the batch on any
 hardware, so concurrent clients share the work instead of queueing behind a lock.
 
 Why these guarantees:
@@ -49,6 +51,7 @@ class RequestBatcher:
         self._queue: list[_Job] = []
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
+        self._concurrent = False  # did the last batch see other clients (more than one request, or a queue)?
         self.batches = 0          # pipeline calls made (for the benchmark and the tests)
 
     def submit(self, key: Hashable, items: Sequence) -> list:
@@ -73,7 +76,7 @@ class RequestBatcher:
     def _take(self) -> list[_Job]:
         """Under the lock: the oldest job's key, its jobs in arrival order up to max_batch rows."""
         key = self._queue[0].key
-        deadline = time.monotonic() + self.window_s
+        deadline = time.monotonic() + (self.window_s if self._concurrent else 0.0)
         while self._pending_rows(key) < self.max_batch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -97,6 +100,8 @@ class RequestBatcher:
                     self._cond.wait()
                 jobs = self._take()
             self._run(jobs)
+            with self._cond:
+                self._concurrent = len(jobs) > 1 or bool(self._queue)
 
     def _run(self, jobs: list[_Job]) -> None:
         items = [item for job in jobs for item in job.items]
