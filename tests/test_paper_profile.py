@@ -32,27 +32,46 @@ class PeakMemory:
     """This test's own peak resident memory in GiB (Linux: the VmHWM high-water mark, reset on entry by writing 5
     to /proc/self/clear_refs), not the peak of whatever ran earlier in the same pytest worker."""
 
+    @staticmethod
+    def _status_gib(field: str) -> float:
+        status = Path("/proc/self/status").read_text().splitlines()
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":")) / 2**20
+
     def __enter__(self) -> "PeakMemory":
         Path("/proc/self/clear_refs").write_text("5")
+        # A kernel that ignores the reset would silently report the worker's old peak: say so instead.
+        hwm, rss = self._status_gib("VmHWM"), self._status_gib("VmRSS")
+        assert hwm < rss + 0.05, f"/proc/self/clear_refs did not reset VmHWM ({hwm:.2f} GiB against {rss:.2f} resident)"
         self.gib = float("nan")
         return self
 
     def __exit__(self, *exc) -> None:
-        status = Path("/proc/self/status").read_text().splitlines()
-        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-        self.gib = kib / 2**20
+        self.gib = self._status_gib("VmHWM")
+
+
+def touch_fresh_pages(n_bytes: int) -> None:
+    """Make `n_bytes` of new pages resident, then give them back to the kernel. An anonymous mmap, not numpy:
+    an allocator can serve numpy from memory the process already holds (CI saw a 256 MiB array leave VmHWM
+    unchanged after 400 tests in the same worker), and then nothing new would be counted."""
+    import mmap
+
+    block = mmap.mmap(-1, n_bytes)
+    view = np.frombuffer(block, dtype=np.uint8)
+    view[:] = 1
+    del view
+    block.close()
 
 
 def test_peak_memory_counts_only_what_runs_inside():
     """An earlier 512 MiB peak in this process is forgotten; a 256 MiB one inside the block is counted."""
     import resource
 
-    np.ones(2**29 // 8).sum()
+    touch_fresh_pages(2**29)
     session_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     with PeakMemory() as idle:
         pass
     with PeakMemory() as busy:
-        np.ones(2**28 // 8).sum()
+        touch_fresh_pages(2**28)
     assert idle.gib < session_peak - 0.4
     assert busy.gib > idle.gib + 0.2
 
