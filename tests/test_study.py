@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -59,12 +60,68 @@ def test_report_only_without_a_run_and_unknown_profile_are_plain_errors(tmp_path
     assert "unknown profile 'nosuch'" in capsys.readouterr().err
 
 
-def test_a_resumed_study_adds_its_time_as_a_part_never_replacing_the_first():
-    from g2i.commands.study import run_parts
+def test_a_resumed_study_adds_its_time_as_a_part_never_replacing_the_first(tmp_path):
+    from g2i.commands.study import PartLedger
 
-    first = run_parts({}, 3600.0, "a" * 40, resumed=False)
-    assert first == [{"seconds": 3600.0, "commit": "a" * 40, "resumed": False}]
-    second = run_parts({"parts": first, "wall_seconds": 3600.0, "commit": "a" * 40}, 300.0, "b" * 40, resumed=True)
-    assert [p["seconds"] for p in second] == [3600.0, 300.0] and second[1]["resumed"]
-    legacy = run_parts({"wall_seconds": 3500.0, "commit": "c" * 40, "resumed": False}, 200.0, "d" * 40, True)
-    assert [p["seconds"] for p in legacy] == [3500.0, 200.0]
+    with PartLedger(tmp_path, "a" * 40) as first:
+        pass
+    assert first.parts == [{"seconds": first.parts[0]["seconds"], "commit": "a" * 40, "resumed": False}]
+    with PartLedger(tmp_path, "b" * 40) as second:
+        pass
+    assert [p["commit"][0] for p in second.parts] == ["a", "b"] and second.parts[1]["resumed"]
+    stored = json.loads((tmp_path / PartLedger.FILE).read_text())["parts"]
+    assert stored == second.parts and not any("running" in p for p in stored)
+
+
+def test_a_study_killed_part_way_still_counts_to_its_last_heartbeat(tmp_path):
+    """kill -9 (a reboot, a session's end) leaves the part marked running; the resumed study counts it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from g2i.commands.study import PartLedger
+
+    code = ("import sys, time; from pathlib import Path; from g2i.commands.study import PartLedger\n"
+            "with PartLedger(Path(sys.argv[1]), 'a' * 40, heartbeat_s=0.05):\n"
+            "    print('in', flush=True); time.sleep(60)\n")
+    launched = time.monotonic()
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "in"
+    time.sleep(1.0)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    lived = time.monotonic() - launched
+    cut = json.loads((tmp_path / PartLedger.FILE).read_text())["parts"]
+    assert cut[0]["running"] and 0.7 <= cut[0]["seconds"] <= lived
+    resumed = PartLedger(tmp_path, "a" * 40)
+    assert resumed.earlier == [{"seconds": cut[0]["seconds"], "commit": "a" * 40, "resumed": False, "interrupted": True}]
+    assert resumed.current["resumed"]
+
+
+def test_a_failed_invocation_is_marked_interrupted_and_legacy_runs_are_read(tmp_path):
+    from g2i.commands.study import PartLedger
+
+    (tmp_path / "a").mkdir()
+    with pytest.raises(RuntimeError), PartLedger(tmp_path / "a", "a" * 40):
+        raise RuntimeError("a stage failed")
+    assert json.loads((tmp_path / "a" / PartLedger.FILE).read_text())["parts"][0]["interrupted"]
+
+    record = tmp_path / "b" / "reports" / "study_run.json"   # a study finished before the ledger existed
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"wall_seconds": 3500.0, "commit": "c" * 40, "resumed": False}))
+    assert [p["seconds"] for p in PartLedger(tmp_path / "b", "d" * 40).parts] == [3500.0, 0.0]
+
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / ".study_started").touch()   # an older study's marker: started before, time unknown
+    assert PartLedger(tmp_path / "c", "e" * 40).current["earlier_unrecorded"]
+
+
+def test_the_results_page_lists_the_parts_and_never_passes_a_partial_time_off_as_the_whole():
+    from g2i.reports.results import _parts_text
+
+    one = {"seconds": 600.0, "commit": "a" * 40, "resumed": False}
+    assert _parts_text([one]) == ""
+    text = _parts_text([{**one, "interrupted": True}, {**one, "resumed": True}])
+    assert "over 2 invocations" in text and "interrupted" in text and "resumed" in text
+    assert "lower bound" in _parts_text([{**one, "resumed": True, "earlier_unrecorded": True}])

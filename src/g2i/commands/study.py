@@ -83,26 +83,21 @@ def run(args: argparse.Namespace) -> None:
             raise G2IError(f"{record}: no finished study run to report; run `make study` first")
         run_info = json.loads(record.read_text())
     else:
-        started = time.time()
         commit = prepare_clone(root, workdir, args.profile)
-        marker = workdir / ".study_started"
-        resumed = marker.is_file()   # a resumed run measures only its own part: never report that as the total
-        marker.touch()
         bin_dir = str(Path(sys.executable).parent)
         env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
                "PYTHONPATH": str(workdir / "src"),        # the clone's code, not this checkout's editable install
                "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")}
         g2i, dvc = str(Path(bin_dir) / "g2i"), str(Path(bin_dir) / "dvc")
-        if not (workdir / "data" / "raw").is_dir():
-            _run([g2i, "synthesize", "--profile", args.profile, "--out", "data/raw"], cwd=workdir, env=env)
-        _run([dvc, "add", "--quiet", "data/raw"], cwd=workdir, env=env)   # this profile's cohort, in the clone
-        _run([dvc, "repro"], cwd=workdir, env=env)
-        # Every invocation is one part; a resumed one reruns only the stages its commit changed. The total
-        # is their sum, and the page lists the parts, so a partial rerun is never passed off as the whole.
-        earlier = json.loads(record.read_text()) if resumed and record.is_file() else {}
-        parts = run_parts(earlier, round(time.time() - started, 1), commit, resumed)
+        # Every invocation is one part of the total; a resumed one runs only the stages not yet up to date.
+        with PartLedger(workdir, commit) as ledger:
+            if not (workdir / "data" / "raw").is_dir():
+                _run([g2i, "synthesize", "--profile", args.profile, "--out", "data/raw"], cwd=workdir, env=env)
+            _run([dvc, "add", "--quiet", "data/raw"], cwd=workdir, env=env)   # this profile's cohort, in the clone
+            _run([dvc, "repro"], cwd=workdir, env=env)
         from ..machine import cpu_model
 
+        parts = ledger.parts
         run_info = {"profile": args.profile, "commit": commit, "parts": parts, "cpu": cpu_model(),
                     "wall_seconds": round(sum(p["seconds"] for p in parts), 1), "cores": os.cpu_count()}
         write_json(record, run_info)
@@ -113,9 +108,63 @@ def run(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(str(p.relative_to(root)) for p in paths))
 
 
-def run_parts(earlier: dict, seconds: float, commit: str, resumed: bool) -> list[dict]:
-    """The invocations of one study so far: the earlier record's (one part for a record that predates parts,
-    none for a fresh start) plus this one."""
-    parts = list(earlier.get("parts") or ([{"seconds": earlier["wall_seconds"], "commit": earlier["commit"],
-                                            "resumed": earlier.get("resumed", False)}] if earlier else []))
-    return parts + [{"seconds": seconds, "commit": commit, "resumed": resumed}]
+HEARTBEAT_S = 30.0   # how much of an invocation killed part-way can go uncounted
+
+
+class PartLedger:
+    """The invocations ("parts") of one study, kept in its workdir and rewritten every `heartbeat_s` seconds
+    while one runs. A study takes hours on a CPU and may be cut short (a reboot, a session's end); rerunning
+    resumes it, and the total must count the cut invocation too: it keeps the time of its last heartbeat and
+    is marked interrupted, instead of the last invocation being passed off as the whole run."""
+
+    FILE = ".study_parts.json"
+
+    def __init__(self, workdir: Path, commit: str, heartbeat_s: float = HEARTBEAT_S):
+        self.path, self.heartbeat_s = workdir / self.FILE, heartbeat_s
+        earlier = json.loads(self.path.read_text())["parts"] if self.path.is_file() else self._from_record(workdir)
+        self.earlier = [{**p, "interrupted": True} if p.pop("running", False) else p for p in earlier]
+        # Before the ledger existed a marker was all that showed an earlier start; its time is then unknown.
+        unrecorded = not self.earlier and (workdir / ".study_started").is_file()
+        self.current = {"seconds": 0.0, "commit": commit, "resumed": bool(self.earlier) or unrecorded}
+        if unrecorded:
+            self.current["earlier_unrecorded"] = True
+
+    @staticmethod
+    def _from_record(workdir: Path) -> list[dict]:
+        """Parts of a study finished before the ledger existed: its record (one part for a record without parts)."""
+        record = workdir / "reports" / "study_run.json"
+        if not record.is_file():
+            return []
+        earlier = json.loads(record.read_text())
+        return list(earlier.get("parts") or [{"seconds": earlier["wall_seconds"], "commit": earlier["commit"],
+                                              "resumed": earlier.get("resumed", False)}])
+
+    @property
+    def parts(self) -> list[dict]:
+        return self.earlier + [self.current]
+
+    def _write(self, running: bool) -> None:
+        from ..io.atomic import write_json
+
+        self.current["seconds"] = round(time.monotonic() - self._start, 1)
+        write_json(self.path, {"parts": self.earlier + [{**self.current, "running": True} if running else self.current]})
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            self._write(running=True)
+
+    def __enter__(self) -> "PartLedger":
+        import threading
+
+        self._start, self._stop = time.monotonic(), threading.Event()
+        self._write(running=True)
+        self._thread = threading.Thread(target=self._beat, name="study-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        if exc_type is not None:   # a failed stage or Ctrl-C: its time still counts once the study is resumed
+            self.current["interrupted"] = True
+        self._write(running=False)
