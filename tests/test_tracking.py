@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import mlflow
+import numpy as np
 
-from g2i.tracking import EXPERIMENT, data_version, flatten, log_new_params, run_tags, start_run, tracking_uri
+from g2i.tracking import (EXPERIMENT, data_version, flatten, log_new_params, run_tags, start_run, tracking_uri,
+                          training_logger)
 
 from .conftest import ROOT
 
@@ -53,3 +55,19 @@ def test_training_runs_draw_system_metrics(tmp_path, monkeypatch):
         time.sleep(1.5)
     assert any(k.startswith("system/cpu_utilization") for k in mlflow.get_run(run.info.run_id).data.metrics)
     assert not any(k.startswith("system/") for k in mlflow.get_run(quiet.info.run_id).data.metrics)
+
+
+def test_training_logger_draws_each_loss_per_step_on_the_named_run(tmp_path, monkeypatch):
+    """The trainers' callback: `train/<loss>` at each logged step, on its own run even when another is active."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    with start_run(ROOT, "train-x", {}) as run:
+        log = training_logger(run.info.run_id)
+    with start_run(ROOT, "other", {}) as other:
+        log({"loss": 0.5, "kl": np.float32(0.25)}, 10)
+        log({"loss": 0.25, "kl": np.float32(0.125)}, 20)
+    client = mlflow.MlflowClient()
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert [(m.step, m.value) for m in history] == [(10, 0.5), (20, 0.25)]
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "train/kl")] == [0.25, 0.125]
+    assert client.get_run(other.info.run_id).data.metrics == {}

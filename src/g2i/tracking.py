@@ -101,6 +101,17 @@ def log_new_params(params: Mapping[str, str]) -> None:
     mlflow.log_params({k: v for k, v in params.items() if k not in held})
 
 
+def training_logger(run_id: str):
+    """The trainers' `log(metrics, step)` callback: each loss as `train/<name>` on run `run_id`, drawn per step in
+    the MLflow UI."""
+    import mlflow
+
+    def log(metrics: Mapping[str, float], step: int) -> None:
+        mlflow.log_metrics({f"train/{k}": float(v) for k, v in metrics.items()}, step=step, run_id=run_id)
+
+    return log
+
+
 def numeric_metrics(results: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     """The finite numbers of a nested result as flat MLflow metrics ('a/b/c'); text, flags, lists skipped."""
     import math

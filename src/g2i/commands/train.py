@@ -73,7 +73,7 @@ def _finish(args: argparse.Namespace, result, grid: Path, model_dir: Path, check
 def run_diffusion(args: argparse.Namespace) -> None:
     import mlflow
 
-    from ..tracking import flatten, log_new_params, start_run
+    from ..tracking import flatten, log_new_params, start_run, training_logger
     from ..generation.diffusion import load_variant
     from ..generation.preview import sample_grid
     from ..models.autoencoder import load_autoencoder
@@ -83,7 +83,7 @@ def run_diffusion(args: argparse.Namespace) -> None:
     params, root, paths, val, tags = _context(args)
     vae = load_autoencoder(args.autoencoder)
     sampling = params["sampling"]
-    with start_run(root, f"train-{variant}", tags, system_metrics=True):
+    with start_run(root, f"train-{variant}", tags, system_metrics=True) as run:
         flat = dict(flatten({"model": {k: params["model"][k] for k in ("unet", "genotype_encoder", "scheduler")},
                              "training": {"diffusion": params["training"]["diffusion"],
                                           "condition_dropout": params["training"]["condition_dropout"],
@@ -102,7 +102,7 @@ def run_diffusion(args: argparse.Namespace) -> None:
             mlflow.log_artifact(str(path), "samples")
 
         result = train_diffusion(params, paths, model_dir, checkpoints,
-                                 lambda m, step: mlflow.log_metrics({f"train/{k}": v for k, v in m.items()}, step=step),
+                                 training_logger(run.info.run_id),
                                  variant=variant, latents=args.latents, vae=vae, on_checkpoint=log_grid,
                                  max_steps=args.max_steps or None)
         grid = args.reports / f"{variant}_samples.png"
@@ -112,15 +112,13 @@ def run_diffusion(args: argparse.Namespace) -> None:
 
 def run_gan(args: argparse.Namespace) -> None:
     """A GAN baseline of the paper (CGAN, StackGAN, AttnGAN) through the same entry point and tracking."""
-    import mlflow
-
     from ..generation.preview import gan_sample_grid
-    from ..tracking import flatten, log_new_params, start_run
+    from ..tracking import flatten, log_new_params, start_run, training_logger
     from ..training.gan import train_config, train_gan
 
     variant = args.variant
     params, root, paths, val, tags = _context(args)
-    with start_run(root, f"train-{variant}", tags, system_metrics=True):
+    with start_run(root, f"train-{variant}", tags, system_metrics=True) as run:
         cfg = train_config(params, variant, args.max_steps or None)
         flat = dict(flatten({"model": {"gan": {variant: params["model"]["gan"][variant]}},
                              "training": {"gan": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}}))
@@ -128,7 +126,7 @@ def run_gan(args: argparse.Namespace) -> None:
         log_new_params(flat)
         model_dir, checkpoints = args.models / variant, args.models / ".checkpoints" / variant
         result = train_gan(params, paths, model_dir, checkpoints,
-                           lambda m, step: mlflow.log_metrics({f"train/{k}": v for k, v in m.items()}, step=step),
+                           training_logger(run.info.run_id),
                            variant=variant, max_steps=args.max_steps or None)
         grid = args.reports / f"{variant}_samples.png"
         gan_sample_grid(model_dir, val, grid, params["sample"]["gan_batch_pixels"], f"{variant}: EMA generator")

@@ -65,12 +65,10 @@ def log_run(run_id: str, metrics: dict, reports_dir: Path, model_path: Path, pre
 
 
 def run(args: argparse.Namespace) -> None:
-    import mlflow
-
     from ..config import repo_root
     from ..data.dataset import ProcessedPaths
     from ..errors import G2IError
-    from ..tracking import log_new_params, run_tags, start_run
+    from ..tracking import log_new_params, run_tags, start_run, training_logger
     from ..training.autoencoder import train_autoencoder
 
     params = model_params(args)
@@ -86,11 +84,9 @@ def run(args: argparse.Namespace) -> None:
         log_new_params(tracked_params(params))
         run_id = active.info.run_id
 
-        def log(metrics: dict, step: int) -> None:
-            mlflow.log_metrics({f"train/{k}": float(v) for k, v in metrics.items()}, step=step, run_id=run_id)
-
         model_path = args.out / "autoencoder"
-        result = train_autoencoder(params, paths, model_path, args.out / ".checkpoints" / "autoencoder", log,
+        result = train_autoencoder(params, paths, model_path, args.out / ".checkpoints" / "autoencoder",
+                                   training_logger(run_id),
                                    max_steps=args.max_steps or None)
         metrics = report(result, args.reports)
         log_run(run_id, metrics, args.reports, model_path, result.precision)
