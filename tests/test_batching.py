@@ -127,3 +127,38 @@ def test_two_clients_in_turn_share_batches_once_both_are_seen():
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         RequestBatcher(Recorder(), **kwargs)
+
+
+def test_clients_in_step_wait_only_for_their_round_and_stay_in_full_batches():
+    """Eight clients, each back after its own delay (10 to 94 ms, like HTTP and encoding): every batch after
+    the first waits for the round's last client, then runs all eight at once; it does not sit out the rest
+    of the window (0.3 s), and no client is left behind for a half-size batch (a convoy)."""
+    model = Recorder(seconds=0.15)
+    spans: list[tuple[float, float]] = []
+
+    def timed(key, items):
+        began = time.perf_counter()
+        out = model(key, items)
+        spans.append((began, time.perf_counter()))
+        return out
+
+    batcher = RequestBatcher(timed, max_batch=16, window_s=0.3)
+    barrier = threading.Barrier(8)
+
+    def client(c):
+        barrier.wait()
+        for i in range(5):
+            assert batcher.submit("k", [100 * c + i]) == [2 * (100 * c + i)]
+            time.sleep(0.01 + 0.012 * c)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    sizes = [len(items) for _, items in model.calls]
+    # the first batch takes whoever is there; its stragglers join the next, and from then on all eight go
+    # together (the first batch's clients finish a round early, hence a last short batch)
+    assert sum(sizes) == 40 and sizes[1:5] == [8, 8, 8, 8] and len(sizes) <= 6, sizes
+    waits = sorted(began - ended for (_, ended), (began, _) in zip(spans, spans[1:]))
+    assert waits[len(waits) // 2] < 0.2, waits        # the slowest client is back after ~0.1 s; the window is 0.3
