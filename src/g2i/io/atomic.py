@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -16,6 +17,36 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _remove_orphans(target: Path) -> None:
+    """Remove the temporary siblings of `target` left by a writer that was killed (kill -9, the OOM killer)
+    before its `finally` could run: at the paper's sizes a generated set is gigabytes, hidden beside its
+    target. Each temporary name carries its writer's PID; only those whose writer is gone are removed, so
+    another live writer's folder is never touched (a reused PID only keeps an orphan longer)."""
+    for kind in ("tmp", "old"):
+        for orphan in target.parent.glob(f".{glob.escape(target.name)}.{kind}-*-*"):
+            pid = orphan.name[len(target.name) + len(kind) + 3:].split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                if orphan.is_dir() and not orphan.is_symlink():
+                    shutil.rmtree(orphan, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        orphan.unlink()
+
+
+def _prefix(target: Path, kind: str) -> str:
+    return f".{target.name}.{kind}-{os.getpid()}-"
 
 
 def ensure_writable_parent(target: Path) -> Path:
@@ -41,12 +72,13 @@ def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     if target.exists() and not overwrite:
         raise G2IError(f"{target}: already exists (pass --force to replace it)")
     parent = ensure_writable_parent(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    _remove_orphans(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(target, "tmp"), dir=parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder normal permissions
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
+            old = Path(tempfile.mkdtemp(prefix=_prefix(target, "old"), dir=parent))
             os.replace(target, old / target.name)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
@@ -62,7 +94,8 @@ def atomic_file(target: str | Path, mode: str = "w") -> Iterator:
     """Open a temporary sibling of `target` for writing; rename it into place on success."""
     target = Path(target)
     parent = ensure_writable_parent(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=parent)
+    _remove_orphans(target)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(target, "tmp"), dir=parent)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
