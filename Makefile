@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup plink2 browser cohort demo study test preview register serve ui clean-venv
+.PHONY: help setup plink2 browser test-packages test-setup cohort demo study test preview register serve ui clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -70,7 +70,23 @@ STUDY_PROFILE ?= study
 study: setup  ## the paper's cohort size on this CPU, against the planted truth (clone in .study/; docs/results/study.*)
 	$(BIN)/g2i study --profile $(STUDY_PROFILE) --workdir .$(STUDY_PROFILE)
 
-test: setup browser  ## run the test suite (in parallel: one pytest-xdist worker per core, a file at a time)
+# `make test`'s set-up: the venv's pip install and the Debian packages it lacks (PLINK 2, Chromium and
+# ChromeDriver) at the same time, the packages in one apt-get run: pip waits mostly on the CPU, apt on the
+# network and dpkg. A failed combined run is not the end: `plink2` and `browser` then try on their own and
+# say what is missing.
+test-packages:
+	@need=""; command -v plink2 >/dev/null 2>&1 || need="plink2"; \
+	{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || need="$$need chromium chromium-driver"; \
+	if [ -n "$$need" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian packages:$$need"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null) || true; \
+	fi
+
+test-setup:
+	@$(MAKE) --no-print-directory -j2 $(BIN)/.installed test-packages
+	@$(MAKE) --no-print-directory plink2 browser
+
+test: test-setup  ## run the test suite (in parallel: one pytest-xdist worker per core, a file at a time)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 preview: demo  ## regenerate the README's CN vs AD preview figure (docs/img/cohort_preview.png)
