@@ -78,13 +78,13 @@ class G2IPyfunc(PythonModel):
         import os
         from concurrent.futures import ThreadPoolExecutor
 
-        try:  # first: offline loads (no running loop) need not import the server module at all
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
         from mlflow.pyfunc import scoring_server
 
         if not os.environ.get(getattr(scoring_server, "_SERVER_MODEL_PATH", "__pyfunc_model_path__")):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
             return
         workers = max(min(32, (os.cpu_count() or 1) + 4), 2 * self.max_batch)
         loop.set_default_executor(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="g2i-request"))
