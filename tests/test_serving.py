@@ -360,35 +360,3 @@ def test_every_numeric_field_is_bounded_in_the_model_itself(tmp_path, field, val
     with pytest.raises(MlflowException, match=f"{field}: .*{words}"):
         model.predict(None, pd.DataFrame(rows(1, **{field: value})))
     assert len(model.predict(None, pd.DataFrame(rows(1, guidance_scale=float("nan"))))) == 1   # NaN = not given
-
-
-def test_under_the_scoring_server_every_client_reaches_the_batcher_at_once(tmp_path, monkeypatch):
-    """MLflow's server runs requests through asyncio.to_thread: min(32, cores + 4) threads, 6 on 2 cores, so
-    no batch could hold more than 6 requests. Loaded the way uvicorn loads it (inside the running loop, the
-    server's model-path variable set), the model widens that pool to 2 x max_batch; loaded anywhere else,
-    the loop's executor is left alone."""
-    import asyncio
-
-    import pandas as pd
-
-    model_dir = tmp_path / "g2i_l_att"
-    tiny_pipeline("g2i_l_att").save_pretrained(model_dir)
-    requests = [[{**r, "seed": k} for r in rows(1)] for k in range(8)]
-
-    async def serve(server_env: bool):
-        if server_env:
-            monkeypatch.setenv("__pyfunc_model_path__", str(model_dir))
-        else:
-            monkeypatch.delenv("__pyfunc_model_path__", raising=False)
-        model = loaded(model_dir, {**SERVING, "max_batch": 8})
-        widened = asyncio.get_running_loop()._default_executor      # before any request: set by the model
-        if server_env:   # eight requests inside the model at the same time, as eight clients' would be
-            together = threading.Barrier(8, timeout=20)
-            await asyncio.gather(*(asyncio.to_thread(together.wait) for _ in range(8)))
-        answers = await asyncio.gather(*(asyncio.to_thread(model.predict, None, pd.DataFrame(r)) for r in requests))
-        assert [len(png(a)) for a in answers] == [1] * 8
-        return widened
-
-    widened = asyncio.run(serve(server_env=True))
-    assert widened._max_workers == 16
-    assert asyncio.run(serve(server_env=False)) is None

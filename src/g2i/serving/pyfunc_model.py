@@ -64,30 +64,6 @@ class G2IPyfunc(PythonModel):
         self.sampler = str(config["sampler"])
         self.max_batch = int(config["max_batch"])
         self.batcher = RequestBatcher(self._generate, self.max_batch, float(config["batch_window_ms"]) / 1000.0)
-        self._widen_server_threads()
-
-    def _widen_server_threads(self) -> None:
-        """MLflow's scoring server runs each request through `asyncio.to_thread`, i.e. the event loop's
-        default executor of min(32, cores + 4) threads: 6 on 2 cores. With fewer request threads than
-        clients, concurrent one-row requests cannot fill a batch (8 clients ran as batches of 6 and 2). Under
-        that server (its model-path variable is set, and uvicorn imports the app, so loads this model,
-        inside its running loop) the loop gets 2 x max_batch threads: one batch generating, the next queuing.
-        A thread waiting on the batcher costs only its stack. Anywhere else (a notebook's loop, offline
-        use) nothing is touched."""
-        import asyncio
-        import os
-        from concurrent.futures import ThreadPoolExecutor
-
-        from mlflow.pyfunc import scoring_server
-
-        if not os.environ.get(getattr(scoring_server, "_SERVER_MODEL_PATH", "__pyfunc_model_path__")):
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        workers = max(min(32, (os.cpu_count() or 1) + 4), 2 * self.max_batch)
-        loop.set_default_executor(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="g2i-request"))
 
     # ---- validation (in the request's thread: a bad row fails its own request only) --------------------
 
