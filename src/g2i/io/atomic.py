@@ -36,7 +36,7 @@ def _remove_orphans(target: Path) -> None:
     another live writer's folder is never touched (a reused PID only keeps an orphan longer)."""
     for kind in ("tmp", "old"):
         for orphan in target.parent.glob(f".{glob.escape(target.name)}.{kind}-*-*"):
-            pid = orphan.name[len(target.name) + len(kind) + 3:].split("-", 1)[0]
+            pid = orphan.name.rsplit("-", 2)[1]  # .<name>.<kind>-<pid>-<random>; the random part has no "-"
             if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
                 if orphan.is_dir() and not orphan.is_symlink():
                     shutil.rmtree(orphan, ignore_errors=True)
