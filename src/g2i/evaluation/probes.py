@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..models.denoiser import diagnosis_onehot
+from ..models.conditioning import diagnosis_onehot
 
 
 def _rms(x: torch.Tensor) -> float:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import G2IError
-from ..models.denoiser import diagnosis_onehot
+from ..models.conditioning import diagnosis_onehot
 from ..models.gans import GENERATOR_CLASSES
 from ..models.genotype_encoder import GenotypeEncoder
 from ..vocabulary import GAN_VARIANTS, codes_from_nan

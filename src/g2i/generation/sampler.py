@@ -24,7 +24,7 @@ from contextlib import nullcontext
 
 import torch
 
-from ..models.denoiser import diagnosis_onehot
+from ..models.conditioning import diagnosis_onehot
 
 SAMPLERS = ("ddpm", "ddim", "dpm++")
 

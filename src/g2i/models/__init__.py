@@ -9,7 +9,8 @@ import importlib
 _HOME = {name: module for module, names in {
     "autoencoder": ("PatchDiscriminator", "autoencode", "build_autoencoder", "build_discriminator", "encode_mean",
                     "encoder_means", "latent_scaling_factor", "load_autoencoder", "reconstruct", "set_scaling_factor"),
-    "denoiser": ("VARIANTS", "G2IDenoiser", "build_denoiser", "diagnosis_onehot"),
+    "conditioning": ("diagnosis_onehot",),
+    "denoiser": ("VARIANTS", "G2IDenoiser", "build_denoiser"),
     "genotype_encoder": ("MISSING", "GenotypeEncoder", "build_genotype_encoder", "genotype_codes"),
     "scheduler": ("build_ddim_scheduler", "build_scheduler"),
 }.items() for name in names}

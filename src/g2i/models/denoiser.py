@@ -37,11 +37,6 @@ def check_variant(variant: str) -> str:
     return variant
 
 
-def diagnosis_onehot(labels: torch.Tensor, num_classes: int = N_CLASSES) -> torch.Tensor:
-    """Integer labels (B) -> float one-hot (B x num_classes). An all-zero row is the null label."""
-    return nn.functional.one_hot(labels.long(), num_classes).float()
-
-
 class G2IDenoiser(ModelMixin, ConfigMixin):
     """eps_theta for one variant; save_pretrained / from_pretrained rebuild the inner U-Net from the config."""
 

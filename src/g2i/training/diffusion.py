@@ -24,7 +24,8 @@ from ..io.atomic import atomic_dir, write_json
 from ..models.denoiser import build_denoiser
 from ..models.genotype_encoder import build_genotype_encoder
 from ..models.scheduler import build_scheduler
-from ..models.denoiser import check_variant, diagnosis_onehot
+from ..models.conditioning import diagnosis_onehot
+from ..models.denoiser import check_variant
 from .trainer import TrainConfig, Trainer, TrainResult, prepare_checkpoints, settings_fingerprint
 
 

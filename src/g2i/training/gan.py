@@ -54,7 +54,7 @@ from ..config import from_section
 from ..errors import G2IError
 from ..generation.gan import GANPipeline, check_gan_variant, gan_forward, noise
 from ..losses.gan import ca_kl, d_fake, d_real, damsm_loss, g_loss, matching_d_loss, mismatched
-from ..models.denoiser import diagnosis_onehot
+from ..models.conditioning import diagnosis_onehot
 from ..models.genotype_encoder import GenotypeEncoder, build_genotype_encoder
 from ..models.settings import require
 from ..models.gans import DAMSMImageEncoder, build_gan, gan_config
