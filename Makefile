@@ -103,7 +103,7 @@ register: setup  ## register the trained pipelines in the MLflow registry; 'cham
 	$(BIN)/g2i register
 
 serve: setup  ## serve the champion over HTTP on 127.0.0.1:$(PORT) (MLflow scoring server)
-	$(BIN)/mlflow models serve -m models:/g2i@champion --env-manager local -h 127.0.0.1 -p $(PORT)
+	UVICORN_LOOP=g2i.serving.event_loop:event_loop $(BIN)/mlflow models serve -m models:/g2i@champion --env-manager local -h 127.0.0.1 -p $(PORT)
 
 UI_PORT ?= 5000
 ui: setup  ## the MLflow UI on the project's store; prints the links to the runs, the model comparison, the registry

@@ -10,7 +10,8 @@ with the message; the server stays up. Caps on rows, steps and guidance come fro
 Batching: every row is validated in the request's own thread, then its rows join a shared queue
 (g2i.serving.batching): concurrent requests with the same steps and guidance are generated as one batch
 of at most `serving.max_batch` rows, gathered within `serving.batch_window_ms`. Each row has its own
-noise stream (its seed), so its image does not depend on the rows it was batched with.
+noise stream (its seed), so its image does not depend on the rows it was batched with. The server needs a
+request thread per waiting request: g2i.serving.event_loop gives it 2 x max_batch.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class G2IPyfunc(PythonModel):
         import torch
 
         from g2i.generation.diffusion import G2IPipeline
+        from g2i.serving import event_loop
         from g2i.serving.batching import RequestBatcher
         from g2i.serving.registry import SERVING_KEYS
 
@@ -64,6 +66,7 @@ class G2IPyfunc(PythonModel):
         self.sampler = str(config["sampler"])
         self.max_batch = int(config["max_batch"])
         self.batcher = RequestBatcher(self._generate, self.max_batch, float(config["batch_window_ms"]) / 1000.0)
+        event_loop.configure(self.max_batch)   # request threads for the server's loop (g2i.serving.event_loop)
 
     # ---- validation (in the request's thread: a bad row fails its own request only) --------------------
 
@@ -132,6 +135,9 @@ class G2IPyfunc(PythonModel):
 
     # typed: MLflow validates requests against the logged signature (and stops asking for type hints)
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        from g2i.serving.event_loop import warn_if_narrow
+
+        warn_if_narrow()
         rows = self._rows(model_input)
         groups: dict = {}
         for index, (key, _) in enumerate(rows):
