@@ -134,7 +134,8 @@ def serve_one_request(repo: Path) -> dict:
         port = sock.getsockname()[1]
     log = open(repo / "serve.log", "w")
     server = subprocess.Popen(["mlflow", "models", "serve", "-m", "models:/g2i@champion", "--env-manager", "local",
-                               "-h", "127.0.0.1", "-p", str(port)], cwd=repo, env=environment(repo), stdout=log, stderr=subprocess.STDOUT)
+                               "-h", "127.0.0.1", "-p", str(port)], cwd=repo, stdout=log, stderr=subprocess.STDOUT,
+                              env={**environment(repo), "UVICORN_LOOP": "g2i.serving.event_loop:event_loop"})  # as make serve
     try:
         deadline = time.time() + 300
         while True:

@@ -1,7 +1,7 @@
 """Served throughput and latency of the champion against the same pipeline's offline batch throughput.
 
-Start the server first (after `make demo` and `make register`):
-    mlflow models serve -m models:/g2i@champion --env-manager local -h 127.0.0.1 -p 5001
+Start the server first (after `make demo` and `make register`), as `make serve` does:
+    UVICORN_LOOP=g2i.serving.event_loop:event_loop mlflow models serve -m models:/g2i@champion --env-manager local -h 127.0.0.1 -p 5001
 then:
     python benchmarks/serving_latency.py --port 5001 --clients 1 4 8 --requests 5
 

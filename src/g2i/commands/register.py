@@ -14,7 +14,9 @@ DESCRIPTION = ("Log models/<variant>/ as an MLflow pyfunc model (models-from-cod
                "requirements), register it under register.model_name with its evaluation metrics as tags, and move "
                "the alias 'champion' to it when it beats the current champion on register.metric (the old champion "
                "becomes 'challenger'). A model without a valid evaluation is registered but never promoted. Serve the "
-               "champion with: mlflow models serve -m models:/<name>@champion --env-manager local -h 127.0.0.1 -p 5001")
+               "champion with `make serve`, or: UVICORN_LOOP=g2i.serving.event_loop:event_loop mlflow models serve "
+               "-m models:/<name>@champion --env-manager local -h 127.0.0.1 -p 5001 (the loop gives the server a "
+               "request thread for every row of a batch)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
