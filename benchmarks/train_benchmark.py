@@ -14,7 +14,7 @@ Prints, per profile, measured in one run on this machine:
                       KL, PatchGAN generator and discriminator terms, past the adversarial warm-up), on
                       the profile's slice size and autoencoder batch: the stage that ran 4x slower on an
                       Intel Xeon than on an AMD EPYC (issue 13), next to the denoiser step; in float32 and,
-                      where the CPU has AMX (cpu_mixed_precision: auto), in bf16 autocast, with the ratio
+                      where the CPU has hardware bf16 (AMX or AVX-512 BF16; cpu_mixed_precision: auto), in bf16 autocast, with the ratio
 
     python benchmarks/train_benchmark.py                   # both profiles, sizes from params.yaml
     python benchmarks/train_benchmark.py --profile paper --batch-size 4 --steps 3   # CPU-friendly
@@ -134,7 +134,7 @@ def full_trainer(modules, loss_fn, data, cfg_params: dict, steps: int, warmup: i
 
 def autoencoder_step(params: dict, batch_size: int | None, steps: int, warmup: int, device) -> dict:
     """Median seconds per autoencoder training step with every loss term active, in float32 and, on a CPU
-    where `training.autoencoder.cpu_mixed_precision` resolves to bf16 (AMX), also as the Trainer runs it."""
+    where `training.autoencoder.cpu_mixed_precision` resolves to bf16 (AMX or AVX-512 BF16), also as the Trainer runs it."""
     model_cfg = params["model"]
     train = params["training"]["autoencoder"]
     bs = int(batch_size or train["batch_size"])

@@ -85,7 +85,7 @@ def test_tiny_run_saves_model_metrics_and_mlflow_run(tmp_path, processed, params
     assert [m.step for m in history] == [5, 10, 15, 20]
     assert run.data.params["training.autoencoder.max_steps"] == "20"
     assert run.data.tags["g2i.stage"] == "train_autoencoder"
-    assert run.data.tags["precision"] == cpu_precision("auto")  # bf16 on a CPU with AMX
+    assert run.data.tags["precision"] == cpu_precision("auto")  # bf16 on a CPU with AMX or AVX-512 BF16
     assert run.data.metrics["val_psnr"] == pytest.approx(metrics["val_psnr"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "autoencoder")}
     assert {"autoencoder/reconstructions.png", "autoencoder/metrics.json", "autoencoder/model"} <= artifacts
@@ -125,7 +125,7 @@ def test_each_network_gets_only_its_own_gradients():
 
 
 def test_losses_stay_float32_when_the_networks_run_in_bf16():
-    """Under bf16 autocast (the CPU path with AMX) every loss is computed in float32: SSIM's variances in bf16
+    """Under bf16 autocast (the CPU path with hardware bf16) every loss is computed in float32: SSIM's variances in bf16
     would be mostly rounding error. The bf16 loss then stays close to the float32 one."""
     torch.manual_seed(0)
     model = torch.nn.ModuleDict({"vae": build_autoencoder(TINY_MODEL), "disc": build_discriminator(TINY_MODEL)})

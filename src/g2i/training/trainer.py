@@ -112,15 +112,16 @@ CPU_PRECISIONS = ("no", "bf16", "auto")
 def cpu_precision(setting: str) -> str:
     """Accelerate's mixed_precision on CPU for a `cpu_mixed_precision` setting.
 
-    `auto` trains in bf16 autocast only where the CPU has AMX tiles: there oneDNN's bf16 convolutions
-    made the demo autoencoder step 2x faster (544 -> 270 ms on an Intel Xeon, docs/performance.md);
-    without AMX bf16 gains little or loses, so float32. Results differ between the two paths, as they
+    `auto` trains in bf16 autocast only where the CPU multiplies bf16 in hardware (AMX or AVX-512 BF16):
+    there oneDNN's bf16 convolutions made the demo autoencoder step faster (544 -> 270 ms on an Intel Xeon
+    with AMX, 0.70 -> 0.48 s on an AMD EPYC Zen 4; docs/performance.md); elsewhere bf16 is emulated
+    and loses, so float32. Results differ between the two paths, as they
     already do between CPU types.
     """
-    from ..machine import has_amx_bf16
+    from ..machine import has_native_bf16
 
     if setting == "auto":
-        return "bf16" if has_amx_bf16() else "no"
+        return "bf16" if has_native_bf16() else "no"
     return setting
 
 
@@ -141,7 +142,7 @@ class TrainConfig:
     log_every: int
     seed: int
     mixed_precision: str           # on GPU
-    cpu_mixed_precision: str       # on CPU: no, bf16, or auto (bf16 where the CPU has AMX tiles: see cpu_precision)
+    cpu_mixed_precision: str       # on CPU: no, bf16, or auto (bf16 where the CPU has hardware bf16: see cpu_precision)
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any]) -> "TrainConfig":
