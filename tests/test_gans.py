@@ -23,7 +23,8 @@ from .conftest import train_section, write_processed
 
 SIZE, N_SNPS = 32, 6
 TINY_MODEL = {
-    "genotype_encoder": {"embed_dim": 8, "num_layers": 1, "num_heads": 2, "ff_dim": 16, "dropout": 0.1},
+    "genotype_encoder": {"embed_dim": 8, "num_layers": 1, "num_heads": 2, "ff_dim": 16, "dropout": 0.1,
+                         "snp_value_embedding": "shared"},
     "gan": {
         "cgan": {"z_dim": 8, "channels": 4, "max_channels": 16, "d_channels": 4, "d_max_channels": 16,
                  "spectral_norm": True},

@@ -21,7 +21,8 @@ TINY = {
                     "norm_num_groups": 8, "mid_block_attention": True, "sample_size": 16},
     "discriminator": {"channels": 8, "n_layers": 2, "norm_num_groups": 4},
     "autoencoder_loss": {"l1": 1.0, "ssim": 0.5, "kl": 1.0e-6, "adversarial": 0.01, "adversarial_warmup_steps": 5},
-    "genotype_encoder": {"embed_dim": F_E, "num_layers": 1, "num_heads": 2, "ff_dim": None, "dropout": 0.0},
+    "genotype_encoder": {"embed_dim": F_E, "num_layers": 1, "num_heads": 2, "ff_dim": None, "dropout": 0.0,
+                         "snp_value_embedding": "shared"},
     "unet": {"block_out_channels": [16, 32], "layers_per_block": 1, "attention_levels": [False, True],
              "attention_head_dim": 8, "transformer_layers": 1, "norm_num_groups": 8, "sample_size": 4},
     "scheduler": {"num_train_timesteps": 100, "beta_schedule": "scaled_linear", "beta_start": 0.0015, "beta_end": 0.0195},
@@ -30,7 +31,8 @@ TINY = {
 PAPER = {
     "autoencoder": {"block_out_channels": [128, 128, 256], "latent_channels": 3, "layers_per_block": 2,
                     "norm_num_groups": 32, "mid_block_attention": False, "sample_size": 256},
-    "genotype_encoder": {"embed_dim": 256, "num_layers": 4, "num_heads": 8, "ff_dim": 1024, "dropout": 0.1},
+    "genotype_encoder": {"embed_dim": 256, "num_layers": 4, "num_heads": 8, "ff_dim": 1024, "dropout": 0.1,
+                         "snp_value_embedding": "shared"},
     "unet": {"block_out_channels": [128, 256, 512], "layers_per_block": 2, "attention_levels": [False, True, True],
              "attention_head_dim": 64, "transformer_layers": 1, "norm_num_groups": 32, "sample_size": 64},
 }
@@ -143,6 +145,57 @@ def test_genotype_codes_map_missing():
     # float input with NaN goes straight into the encoder
     enc = build_genotype_encoder(TINY, 3).eval()
     assert enc(torch.tensor([[0.0, float("nan"), 2.0]])).shape == (1, 3, F_E)
+
+
+def _encoder_inputs(enc: GenotypeEncoder, genotypes) -> torch.Tensor:
+    """The tokens entering the transformer (identity + value embeddings)."""
+    seen = []
+    handle = enc.transformer.register_forward_hook(lambda module, args, out: seen.append(args[0].detach()))
+    with torch.no_grad():
+        enc(genotypes)
+    handle.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize("value_embedding", ["shared", "per_snp"])
+def test_value_embedding_gives_each_snp_its_own_dose_direction_only_per_snp(value_embedding):
+    """per_snp: SNP 0 and SNP 1 going 0 -> 2 move their tokens in different directions, so a pooled
+    readout can tell which SNP carries the alleles; shared: the same move for every SNP."""
+    torch.manual_seed(0)
+    enc = build_genotype_encoder({"genotype_encoder": {**TINY["genotype_encoder"], "snp_value_embedding": value_embedding}},
+                                 F_G).eval()
+    base = torch.zeros(1, F_G, dtype=torch.long)
+    x0 = _encoder_inputs(enc, base)
+    moves = []
+    for snp in (0, 1):
+        g = base.clone()
+        g[0, snp] = 2
+        delta = _encoder_inputs(enc, g) - x0
+        assert torch.count_nonzero(delta.abs().sum(-1)) == 1   # only that SNP's token moves
+        moves.append(delta[0, snp])
+    assert torch.allclose(moves[0], moves[1]) == (value_embedding == "shared")
+    assert enc.value_embedding.num_embeddings == (4 * F_G if value_embedding == "per_snp" else 4)
+
+
+def test_value_embedding_is_checked_and_old_saved_encoders_load_as_shared(tmp_path):
+    import json
+
+    with pytest.raises(G2IError, match="snp_value_embedding is 'per_gene'"):
+        build_genotype_encoder({"genotype_encoder": {**TINY["genotype_encoder"], "snp_value_embedding": "per_gene"}}, F_G)
+    with pytest.raises(G2IError, match="snp_value_embedding"):
+        build_genotype_encoder({"genotype_encoder": {k: v for k, v in TINY["genotype_encoder"].items()
+                                                     if k != "snp_value_embedding"}}, F_G)
+    torch.manual_seed(0)
+    enc = build_genotype_encoder(TINY, F_G).eval()
+    enc.save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["snp_value_embedding"]                       # as saved before the option existed
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    loaded = GenotypeEncoder.from_pretrained(tmp_path / "old").eval()
+    assert loaded.config.snp_value_embedding == "shared"
+    _, _, genotypes = inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(genotypes), enc(genotypes))
 
 
 def test_save_and_load_roundtrip(tmp_path, encoder):

@@ -21,7 +21,8 @@ from .conftest import train_section, write_processed
 TINY_MODEL = {
     "autoencoder": {"block_out_channels": [8, 8, 8], "latent_channels": 2, "layers_per_block": 1, "norm_num_groups": 4,
                     "mid_block_attention": False, "sample_size": 16},
-    "genotype_encoder": {"embed_dim": 16, "num_layers": 1, "num_heads": 2, "ff_dim": 16, "dropout": 0.0},
+    "genotype_encoder": {"embed_dim": 16, "num_layers": 1, "num_heads": 2, "ff_dim": 16, "dropout": 0.0,
+                         "snp_value_embedding": "shared"},
     "unet": {"block_out_channels": [16, 16, 32], "layers_per_block": 1, "attention_levels": [False, True, True],
              "attention_head_dim": 8, "transformer_layers": 1, "norm_num_groups": 4, "sample_size": 4},
     "scheduler": {"num_train_timesteps": 100, "beta_schedule": "scaled_linear", "beta_start": 0.0015,

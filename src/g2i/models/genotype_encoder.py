@@ -4,6 +4,11 @@ Each SNP becomes one token: an embedding of the SNP's identity (which SNP) plus 
 value (0, 1, 2 effect alleles, or 3 = missing call, so missing data needs no imputation), then a
 transformer encoder lets SNPs attend to each other. A learned null conditioning replaces the tokens of
 rows marked `drop`, which is what classifier-free guidance contrasts with at sampling time.
+
+The value embedding is either one table for every SNP (`shared`: a value moves any SNP's token the same
+way, so a readout that pools the tokens sees the panel's total allele count, not which SNP carries
+them) or a table per SNP (`per_snp`, as tabular transformers embed categorical features: each SNP's
+dose has a direction of its own, so an additive genetic effect is linear in the tokens).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from .settings import require, section
 
 MISSING = MISSING_CODE
 N_VALUES = 4  # 0, 1, 2, missing
+VALUE_EMBEDDINGS = ("shared", "per_snp")
 
 
 def genotype_codes(values) -> torch.Tensor:
@@ -39,12 +45,16 @@ class GenotypeEncoder(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, num_snps: int, embed_dim: int = 64, num_layers: int = 2, num_heads: int = 4,
-                 ff_dim: int | None = None, dropout: float = 0.1):
+                 ff_dim: int | None = None, dropout: float = 0.1, snp_value_embedding: str = "shared"):
+        # snp_value_embedding's default is what models saved before it existed were trained with
         super().__init__()
         if embed_dim % num_heads:
             raise G2IError(f"genotype encoder: embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        if snp_value_embedding not in VALUE_EMBEDDINGS:
+            raise G2IError(f"genotype encoder: snp_value_embedding is '{snp_value_embedding}'; expected one of "
+                           f"{', '.join(VALUE_EMBEDDINGS)}")
         self.snp_embedding = nn.Embedding(num_snps, embed_dim)
-        self.value_embedding = nn.Embedding(N_VALUES, embed_dim)
+        self.value_embedding = nn.Embedding(N_VALUES * (num_snps if snp_value_embedding == "per_snp" else 1), embed_dim)
         layer = nn.TransformerEncoderLayer(embed_dim, num_heads, ff_dim or 4 * embed_dim, dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
         # Pre-norm layers leave the residual stream unnormalised, hence the final LayerNorm.
@@ -58,7 +68,8 @@ class GenotypeEncoder(ModelMixin, ConfigMixin):
         codes = genotype_codes(genotypes)  # also for long input: -1 must mean missing, never clamp to 0
         if codes.dim() != 2 or codes.shape[1] != self.config.num_snps:
             raise G2IError(f"genotype encoder: expected B x {self.config.num_snps} genotypes, got {tuple(codes.shape)}")
-        tokens = self.snp_embedding(self.snp_ids)[None] + self.value_embedding(codes)
+        values = codes + self.snp_ids[None] * N_VALUES if self.config.snp_value_embedding == "per_snp" else codes
+        tokens = self.snp_embedding(self.snp_ids)[None] + self.value_embedding(values)
         tokens = self.transformer(tokens)
         if drop is not None:
             tokens = torch.where(drop.to(tokens.device).bool()[:, None, None], self.null_tokens[None].to(tokens.dtype), tokens)
@@ -81,4 +92,5 @@ def build_genotype_encoder(cfg: Mapping[str, Any], num_snps: int) -> GenotypeEnc
                            num_layers=int(require(enc, "num_layers", "genotype_encoder")),
                            num_heads=int(require(enc, "num_heads", "genotype_encoder")),
                            ff_dim=require(enc, "ff_dim", "genotype_encoder"),   # null: 4 x embed_dim
-                           dropout=float(require(enc, "dropout", "genotype_encoder")))
+                           dropout=float(require(enc, "dropout", "genotype_encoder")),
+                           snp_value_embedding=str(require(enc, "snp_value_embedding", "genotype_encoder")))
