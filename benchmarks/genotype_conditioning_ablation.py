@@ -165,6 +165,10 @@ def measure(workdir: Path, models: dict[str, Path], pairs: list[tuple[float, flo
     return results
 
 
+def _f(x, fmt: str = ".2f") -> str:
+    return "n/c" if x is None or not np.isfinite(x) else format(x, fmt)
+
+
 def _ci(pair) -> str:
     lo, hi = pair
     return "unbounded" if lo is None or hi is None or not np.isfinite([lo, hi]).all() else f"{lo:.2f} to {hi:.2f}"
@@ -182,19 +186,19 @@ def markdown(results: dict, command: str) -> str:
              "| attention on APOE / uniform |", "|---|---|---|---|---|---|"]
     for name, arm in results["arms"].items():
         p = arm["probe"]
-        eps = " / ".join(f"{v['e4_over_swap']:.2f}" for v in p["denoiser"].values())
+        eps = " / ".join(_f(v.get("e4_over_swap")) for v in p["denoiser"].values())
         att = p.get("attention") or {}
         minutes = f"{arm['train']['seconds'] / 60:.1f}" if "train" in arm else ""
         overrides = ", ".join(f"{k}={v}" for k, v in arm.get("train", {}).get("overrides", {}).items())
-        lines.append(f"| {name} | {overrides} | {minutes} | {p['encoder']['e4_over_swap']:.2f} | {eps} | "
-                     f"{att.get('over_uniform', float('nan')):.2f} |")
+        lines.append(f"| {name} | {overrides} | {minutes} | {_f(p['encoder']['e4_over_swap'])} | {eps} | "
+                     f"{_f(att.get('over_uniform'))} |")
     lines += ["", "Dose sweep of the counterfactual training subjects (slope of log ventricle area per e4 allele):",
               "", "| arm | w_dx / w_g | slope (95 % CI) | / ceiling (95 % CI) |", "|---|---|---|---|"]
     for name, arm in results["arms"].items():
         for key, s in arm["sweeps"].items():
             ratio = s["to_ceiling"]
             lines.append(f"| {name} | {key} | {s['slope']:+.4f} ({s['ci95'][0]:.4f} to {s['ci95'][1]:.4f}) | "
-                         f"{ratio['ratio']:.2f} ({_ci(ratio['ci95'])}) |")
+                         f"{_f(ratio['ratio'])} ({_ci(ratio['ci95'])}) |")
     lines += ["", "Test subjects at the first guidance pair:", "",
               "| arm | conditional r (95 % CI) | perfect r, same k | r / perfect | AD-CN gen/real | MCI-CN gen/real |",
               "|---|---|---|---|---|---|"]
@@ -202,8 +206,8 @@ def markdown(results: dict, command: str) -> str:
         t = arm["test"]
         cond, ler = t["conditional"], t["label_effect_ratio"]
         lines.append(f"| {name} | {cond['r']:.3f} ({cond['ci95'][0]:.3f} to {cond['ci95'][1]:.3f}) | "
-                     f"{cond['ceiling']['r']:.3f} | {cond['ratio_to_ceiling']:.2f} | "
-                     f"{ler['AD-CN']['ratio']:.2f} | {ler['MCI-CN']['ratio']:.2f} |")
+                     f"{cond['ceiling']['r']:.3f} | {_f(cond['ratio_to_ceiling'])} | "
+                     f"{_f(ler['AD-CN']['ratio'])} | {_f(ler['MCI-CN']['ratio'])} |")
     return "\n".join(lines) + "\n"
 
 
