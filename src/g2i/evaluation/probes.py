@@ -39,6 +39,7 @@ def batched(unet, z_t: torch.Tensor, steps: torch.Tensor, onehot, tokens, batch_
                       for i in range(0, n, batch_size)])
 
 
+@torch.no_grad()   # measurements only: no autograd graph for the encoder's outputs
 def conditioning_probe(pipe, codes: np.ndarray, labels: np.ndarray, z_0: torch.Tensor,
                        timesteps: Sequence[int] = (50, 250, 500, 750), seed: int = 0,
                        batch_size: int | None = None) -> dict[str, Any]:
