@@ -106,12 +106,11 @@ def measure(workdir: Path, models: dict[str, Path], pairs: list[tuple[float, flo
     from g2i.data.dataset import ProcessedPaths, SliceGenotypeDataset
     from g2i.data.raw import RawInputs
     from g2i.evaluation import fidelity, truth
-    from g2i.evaluation.probes import conditioning_probe
+    from g2i.evaluation.probes import probe_pipeline, probe_rows
     from g2i.evaluation.truth_fidelity import TruthReference
     from g2i.generation.loader import guided_generators
     from g2i.generation.sets import SampleConfig, counterfactual_set, test_set
     from g2i.imaging.slice_morphometry import lateral_ventricle_area
-    from g2i.models.autoencoder import encode_mean
     from g2i.generation.diffusion import load_variant
     from g2i.vocabulary import DOSES
 
@@ -128,8 +127,7 @@ def measure(workdir: Path, models: dict[str, Path], pairs: list[tuple[float, flo
                          planted["log_area_per_allele"], seed=int(params["evaluate"]["seed"]))
     cfg = SampleConfig.from_params(params["sample"])
     probe_cfg = params["probe"]
-    rows = np.random.default_rng(int(probe_cfg["seed"])).choice(len(train), min(int(probe_cfg["n_subjects"]),
-                                                                                 len(train)), replace=False)
+    rows = probe_rows(len(train), probe_cfg)
     x_probe = torch.from_numpy(train.array()[rows])[:, None]
     results = {"ceiling": ref.ceiling, "truth": ref.truth, "label_effects_real_test": ref.label_effects_real,
                "arms": {}}
@@ -137,12 +135,7 @@ def measure(workdir: Path, models: dict[str, Path], pairs: list[tuple[float, flo
         print(f"{name}: probe, dose sweeps at {pairs}, test set at {pairs[0]} ...", flush=True)
         pipe = load_variant(model_dir)
         torch.manual_seed(int(probe_cfg["seed"]))
-        with torch.no_grad():
-            z_0 = encode_mean(pipe.vae, x_probe) * pipe.vae.config.scaling_factor
-        T = len(pipe.scheduler.alphas_cumprod)
-        probe = conditioning_probe(pipe, train.codes[rows], train.labels[rows], z_0,
-                                   timesteps=[int(f * T) for f in probe_cfg["timestep_fractions"]],
-                                   seed=int(probe_cfg["seed"]), batch_size=int(probe_cfg["batch_size"]))
+        probe = probe_pipeline(pipe, train, rows, x_probe, probe_cfg)
         generate_at = guided_generators(model_dir, params)
         sweeps = {}
         for w, w_g in pairs:

@@ -49,14 +49,12 @@ def probe_markdown(results: dict, n: int) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    import numpy as np
     import torch
 
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
-    from ..evaluation.probes import conditioning_probe
+    from ..evaluation.probes import probe_pipeline, probe_rows
     from ..io.atomic import atomic_file, write_json
     from ..io.jsonable import json_safe
-    from ..models.autoencoder import encode_mean
     from ..generation.diffusion import load_variant
 
     params = resolved_params(args)
@@ -64,22 +62,14 @@ def run(args: argparse.Namespace) -> None:
     paths = ProcessedPaths()
     paths.check()
     train = SliceGenotypeDataset(paths, "train")
-    rows = np.random.default_rng(int(cfg["seed"])).choice(len(train), min(int(cfg["n_subjects"]), len(train)),
-                                                          replace=False)
+    rows = probe_rows(len(train), cfg)
     x = torch.from_numpy(train.array()[rows])[:, None]
     results = {}
     torch.manual_seed(int(cfg["seed"]))
     for model in model_names(args.models):
         pipe = load_variant(args.models_dir / model)
-        batch = int(cfg["batch_size"])
-        with torch.no_grad():
-            z_0 = torch.cat([encode_mean(pipe.vae, x[i:i + batch]) for i in range(0, len(x), batch)])
-            z_0 = z_0 * pipe.vae.config.scaling_factor
         print(f"probing {model} ...")
-        T = len(pipe.scheduler.alphas_cumprod)
-        results[model] = conditioning_probe(pipe, train.codes[rows], train.labels[rows], z_0,
-                                            timesteps=[int(f * T) for f in cfg["timestep_fractions"]],
-                                            seed=int(cfg["seed"]), batch_size=batch)
+        results[model] = probe_pipeline(pipe, train, rows, x, cfg)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "probe.json", json_safe(results))
     text = probe_markdown(results, len(rows))

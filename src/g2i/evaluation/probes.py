@@ -39,6 +39,26 @@ def batched(unet, z_t: torch.Tensor, steps: torch.Tensor, onehot, tokens, batch_
                       for i in range(0, n, batch_size)])
 
 
+def probe_rows(n_train: int, cfg: dict) -> np.ndarray:
+    """The training subjects the probe uses: `probe.n_subjects` of them, drawn with `probe.seed`."""
+    return np.random.default_rng(int(cfg["seed"])).choice(n_train, min(int(cfg["n_subjects"]), n_train), replace=False)
+
+
+def probe_pipeline(pipe, train, rows: np.ndarray, x: torch.Tensor, cfg: dict) -> dict[str, Any]:
+    """conditioning_probe of one saved pipeline on training subjects `rows` (their slices `x`, B x 1 x H x W),
+    with the latents as training saw them (scaled encoder means) and params.yaml `probe:` settings."""
+    from ..models.autoencoder import encode_mean
+
+    batch = int(cfg["batch_size"])
+    with torch.no_grad():
+        z_0 = torch.cat([encode_mean(pipe.vae, x[i:i + batch]) for i in range(0, len(x), batch)])
+        z_0 = z_0 * pipe.vae.config.scaling_factor
+    T = len(pipe.scheduler.alphas_cumprod)
+    return conditioning_probe(pipe, train.codes[rows], train.labels[rows], z_0,
+                              timesteps=[int(f * T) for f in cfg["timestep_fractions"]],
+                              seed=int(cfg["seed"]), batch_size=batch)
+
+
 @torch.no_grad()   # measurements only: no autograd graph for the encoder's outputs
 def conditioning_probe(pipe, codes: np.ndarray, labels: np.ndarray, z_0: torch.Tensor,
                        timesteps: Sequence[int] = (50, 250, 500, 750), seed: int = 0,
