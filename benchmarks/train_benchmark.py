@@ -6,6 +6,8 @@ Prints, per profile, measured in one run on this machine:
                       forward, backward, clipping, AdamW, LR schedule, EMA)
   overhead ratio      full Trainer step time / model-only step time (forward + backward + AdamW on a
                       batch already in memory); target <= 1.05
+  optimizer + EMA     one AdamW step and one EMA update over the model's parameters, per-tensor loops (torch's
+                      CPU default, diffusers' default EMA) against the fused AdamW and foreach EMA the Trainer uses
   MFU                 model FLOPs per step (torch FlopCounterMode, forward + backward) / step time /
                       the matmul peak measured here (a large square matmul in the training dtype).
                       The FLOPs are NOMINAL: on CPU, oneDNN runs 3x3 convolutions with Winograd-style
@@ -43,7 +45,7 @@ from g2i.models import (build_autoencoder, build_denoiser, build_discriminator, 
                         build_genotype_encoder, build_scheduler)
 from g2i.training.autoencoder import make_loss_fn as autoencoder_loss_fn  # noqa: E402
 from g2i.training.diffusion import diffusion_loss  # noqa: E402
-from g2i.training.trainer import TrainConfig, Trainer, cpu_precision, step_generator  # noqa: E402
+from g2i.training.trainer import TrainConfig, Trainer, cpu_precision, make_optimizer, step_generator  # noqa: E402
 from g2i.machine import describe  # noqa: E402
 
 N_SNPS = 52  # the AlzGene panel + APOE4 tokens
@@ -93,7 +95,7 @@ def model_only(modules, loss_fn, batch, steps: int, warmup: int, device, bf16: b
     from torch.utils.flop_counter import FlopCounterMode
 
     model = torch.nn.ModuleDict(modules).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = make_optimizer(model.parameters(), 1e-4, 0.01, (0.9, 0.999))
     batch = {k: v.to(device) for k, v in batch.items()}
 
     def step(i: int) -> None:
@@ -116,6 +118,30 @@ def model_only(modules, loss_fn, batch, steps: int, warmup: int, device, bf16: b
         sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times), flops
+
+
+def optimizer_and_ema(modules, repeats: int = 20) -> tuple[float, float]:
+    """(loop, Trainer's) median seconds of one AdamW step plus one EMA update over the modules' parameters."""
+    from diffusers.training_utils import EMAModel
+
+    params = [p for m in modules.values() for p in m.parameters()]
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+
+    def timed(optimizer, ema) -> float:
+        times = []
+        for i in range(repeats + 3):
+            start = time.perf_counter()
+            optimizer.step()
+            ema.step(params)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times[3:])
+
+    loop = timed(torch.optim.AdamW(params, lr=1e-6, weight_decay=0.01, foreach=False), EMAModel(params, foreach=False))
+    ours = timed(make_optimizer(params, 1e-6, 0.01, (0.9, 0.999)), EMAModel(params, foreach=True))
+    for p in params:
+        p.grad = None
+    return loop, ours
 
 
 def full_trainer(modules, loss_fn, data, cfg_params: dict, steps: int, warmup: int) -> float:
@@ -175,6 +201,7 @@ def bench_params(params: dict, variant: str, steps: int, warmup: int, batch_size
     loss_fn = diffusion_loss((denoiser.uses_label, denoiser.uses_genotype), build_scheduler(params["model"]), 0.1)
     batch = {k: v[:bs] for k, v in data.items()}
     t_model, flops = model_only(modules, loss_fn, batch, steps, warmup, device)
+    t_opt_loop, t_opt = optimizer_and_ema(build(params, variant, device))
     modules = build(params, variant, device)
     t_full = full_trainer(modules, loss_fn, data, train, steps, warmup)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -183,13 +210,13 @@ def bench_params(params: dict, variant: str, steps: int, warmup: int, batch_size
     ae = autoencoder_step(params, batch_size, steps, warmup, device)
     return {**ae, "profile": profile, "variant": variant, "batch_size": bs, "latent": latent_hw(params),
             "parameters_M": round(n_params / 1e6, 2), "model_step_s": t_model, "full_step_s": t_full,
-            "images_per_s": bs / t_full, "overhead_ratio": t_full / t_model, "gflop_per_step": flops / 1e9,
+            "images_per_s": bs / t_full, "optimizer_ema_loop_s": t_opt_loop, "optimizer_ema_s": t_opt, "overhead_ratio": t_full / t_model, "gflop_per_step": flops / 1e9,
             "achieved_tflops": flops / t_full / 1e12, "peak_tflops": peak / 1e12, "mfu": flops / t_full / peak}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=("demo", "paper", "both"), default="both")
+    parser.add_argument("--profile", default="both", help="a params.yaml profile, or both (demo and paper)")
     parser.add_argument("--variant", default="g2i_l_att")
     parser.add_argument("--steps", type=int, default=20, help="timed steps (after --warmup)")
     parser.add_argument("--warmup", type=int, default=3)
@@ -213,7 +240,9 @@ def main() -> None:
         print(f"{profile:5s} {args.variant} batch {result['batch_size']:3d} latent {result['latent']}x{result['latent']} "
               f"({result['parameters_M']} M params): {result['images_per_s']:.1f} images/s | full step "
               f"{result['full_step_s'] * 1e3:.1f} ms / model-only {result['model_step_s'] * 1e3:.1f} ms = overhead "
-              f"{result['overhead_ratio']:.3f} | {result['gflop_per_step']:.1f} GFLOP/step, "
+              f"{result['overhead_ratio']:.3f} | AdamW + EMA {result['optimizer_ema_s'] * 1e3:.1f} ms (per-tensor loops "
+              f"{result['optimizer_ema_loop_s'] * 1e3:.1f} ms, x{result['optimizer_ema_loop_s'] / result['optimizer_ema_s']:.1f}) | "
+              f"{result['gflop_per_step']:.1f} GFLOP/step, "
               f"{result['achieved_tflops'] * 1e3:.1f} GFLOP/s of {result['peak_tflops'] * 1e3:.0f} GFLOP/s matmul peak "
               f"= MFU {result['mfu']:.1%} | autoencoder step {result['ae_step_s'] * 1e3:.0f} ms at batch "
               f"{result['ae_batch_size']} ({result['ae_images_per_s']:.1f} images/s, {result['ae_precision']}; "

@@ -162,6 +162,16 @@ class TrainConfig:
         return cfg
 
 
+def make_optimizer(parameters, learning_rate: float, weight_decay: float,
+                   betas: tuple[float, float]) -> torch.optim.AdamW:
+    """AdamW with the fused kernel where torch has one (CPU and CUDA): one kernel per parameter tensor
+    instead of ~10 small ops each. Same update rule; on the study's G2I-l w/ Att (355 tensors) it cut the
+    optimizer step from 16 to 4 ms of a ~300 ms CPU step (`benchmarks/train_benchmark.py`)."""
+    parameters = list(parameters)
+    fused = all(p.device.type in ("cpu", "cuda") for p in parameters)
+    return torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay, betas=betas, fused=fused)
+
+
 def step_generator(seed: int, step: int, process: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
     """The random stream of one step on one process (batch choice, noise, timesteps, condition dropout)."""
     entropy = np.random.SeedSequence([seed, step, process]).generate_state(2, dtype=np.uint64)
@@ -220,11 +230,10 @@ class Trainer:
         # between two Trainers of one process (the autoencoder's bf16, then a float32 denoiser).
         self.accelerator = Accelerator(mixed_precision=self.precision if use_gpu else "no", cpu=not use_gpu)
         model = nn.ModuleDict(dict(modules))
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                      betas=cfg.betas)
+        optimizer = make_optimizer(model.parameters(), cfg.learning_rate, cfg.weight_decay, cfg.betas)
         schedule = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.max_steps)
         self.model, self.optimizer, self.schedule = self.accelerator.prepare(model, optimizer, schedule)
-        self.ema = EMAModel(self.unwrapped.parameters(), decay=cfg.ema_decay)
+        self.ema = EMAModel(self.unwrapped.parameters(), decay=cfg.ema_decay, foreach=True)  # one op for all tensors
         self.counter = _StepCounter()
         self.accelerator.register_for_checkpointing(self.ema, self.counter)
 
