@@ -191,6 +191,27 @@ def test_save_load_round_trip_gives_identical_predictions(data, trained, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clf"]  # no temporary folder left behind
 
 
+def test_channels_last_computes_what_nchw_computes_and_survives_loading(data, trained, tmp_path):
+    """The network runs NHWC for speed (benchmarks/classify_benchmark.py); the same weights in NCHW give the
+    same logits up to float32 rounding, and a loaded classifier keeps the format."""
+    import copy
+
+    _, (x_test, _) = data
+    def nhwc(model):   # the 16 -> 32 convolution (a 1-channel weight is contiguous in both formats)
+        return model.blocks[4].weight.stride(1) == 1
+
+    assert nhwc(trained)
+    nchw = copy.deepcopy(trained).to(memory_format=torch.contiguous_format)
+    nchw.memory_format = torch.contiguous_format
+    x = torch.from_numpy(x_test[:, None])
+    with torch.no_grad():
+        assert not nhwc(nchw)
+        torch.testing.assert_close(nchw(x), trained(x), rtol=1e-4, atol=1e-4)
+    save_classifier(trained, FAST, tmp_path / "clf")
+    model, _ = load_classifier(tmp_path / "clf")
+    assert nhwc(model)
+
+
 def test_failed_save_leaves_no_folder(trained, tmp_path):
     with pytest.raises(ValueError, match="channels"):
         save_classifier(trained, config(channels=(8, 8)), tmp_path / "clf")
