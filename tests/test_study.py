@@ -21,7 +21,9 @@ def git(repo: Path, *args: str) -> str:
 def repo(tmp_path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "params.yaml").write_text("# knobs\nprofile: demo\nprofiles:\n  demo: {}\n  study: {}\n")
+    (repo / "params.yaml").write_text("# knobs\nprofile: demo\nprofiles:\n  demo: {}\n"
+                                      "  study: {variants: {diffusion: [ldm, g2i_l_att], gan: []}}\n"
+                                      "variants: {diffusion: [ldm, g2i, g2i_l_noatt, g2i_l_att], gan: [cgan]}  # dvc.yaml\n")
     git(repo, "init", "-q")
     git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "add", "params.yaml")
     git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "first")
@@ -33,7 +35,10 @@ def test_clone_runs_head_with_the_profile_set_and_leaves_the_workspace_alone(rep
     commit = prepare_clone(repo, workdir, "study")
     assert commit == git(repo, "rev-parse", "HEAD") == git(workdir, "rev-parse", "HEAD")
     assert "profile: study" in (workdir / "params.yaml").read_text()
+    # the top-level line dvc.yaml's foreach reads now lists the profile's models, nothing else changed
+    assert "\nvariants: {diffusion: [ldm, g2i_l_att], gan: []}  # dvc.yaml\n" in (workdir / "params.yaml").read_text()
     assert "profile: demo" in (repo / "params.yaml").read_text()          # the demo workspace is untouched
+    assert "gan: [cgan]}  # dvc.yaml" in (repo / "params.yaml").read_text()
     (workdir / "data").mkdir()
     (workdir / "data" / "kept.txt").write_text("outputs of the first run")
     # a new commit: the same clone moves to it, keeping untracked outputs (a rerun resumes)

@@ -41,3 +41,34 @@ def display_name(model: str) -> str:
 def family(model: str) -> str:
     """'gan' or 'diffusion' (what MLflow's Group by and the registry use)."""
     return "gan" if model in GAN_VARIANTS else "diffusion"
+
+
+def variants(params: dict) -> dict[str, list[str]]:
+    """params.yaml `variants` (resolved for the profile): {"diffusion": [...], "gan": [...]}, the models the
+    pipeline runs; each a known name of its family, none twice."""
+    from .errors import G2IError
+
+    given = params.get("variants")
+    if not isinstance(given, dict) or set(given) != {"diffusion", "gan"}:
+        raise G2IError("params.yaml: `variants` must be {diffusion: [...], gan: [...]} (the models dvc repro runs)")
+    out = {}
+    for kind, known in (("diffusion", DIFFUSION_VARIANTS), ("gan", GAN_VARIANTS)):
+        names = [str(v) for v in given[kind] or []]
+        bad = sorted(set(names) - set(known))
+        if bad or len(set(names)) != len(names):
+            raise G2IError(f"params.yaml (profile '{params.get('profile')}'): variants.{kind} must list distinct "
+                           f"names from {', '.join(known)}; got {names}")
+        out[kind] = names
+    return out
+
+
+def pipeline_models(params: dict, kinds: tuple[str, ...] = ("gan", "diffusion")) -> list[str]:
+    """The `variants` of `kinds`, GANs first as Table 1 lists them: the models dvc.yaml's foreach trained and
+    sampled, which evaluate, classify, probe and register take when not given --models."""
+    configured = variants(params)
+    return [name for kind in kinds for name in configured[kind]]
+
+
+def variants_yaml(value: dict[str, list[str]]) -> str:
+    """A `variants` value as params.yaml's one-line form: {diffusion: [ldm, g2i], gan: []}."""
+    return "{" + ", ".join(f"{kind}: [{', '.join(names)}]" for kind, names in value.items()) + "}"

@@ -57,6 +57,8 @@ def model_params(args: argparse.Namespace) -> dict:
     return params
 
 
-def model_names(values: list[str]) -> list[str]:
-    """Model names from argv; MLproject passes them as one quoted string ("ldm g2i"), so split that too."""
-    return [name for value in values for name in value.replace(",", " ").split()]
+def model_names(values: list[str] | None) -> list[str]:
+    """Model names from argv; MLproject passes them as one quoted string ("ldm g2i"), so split that too.
+    None or only blanks (MLproject's default "") give []: the caller then takes params.yaml `variants`
+    (g2i.vocabulary.pipeline_models)."""
+    return [name for value in values or [] for name in value.replace(",", " ").split()]

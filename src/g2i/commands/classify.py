@@ -30,7 +30,8 @@ DESCRIPTION = ("Train the paper's 2-layer CNN for 3-way CN/MCI/AD classification
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--models", nargs="+", required=True, help="model names under --generated")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="model names under --generated (default: params.yaml `variants`, GANs then diffusion)")
     parser.add_argument("--generated", type=Path, default=Path("data/generated"))
     parser.add_argument("--out", type=Path, default=Path("reports/classify"))
 
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> None:
 
     from ..config import repo_root
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
-    from ..vocabulary import DIAGNOSES
+    from ..vocabulary import DIAGNOSES, pipeline_models
     from ..evaluation.classifier import ClassifierConfig, evaluate_rows, fill_to_per_class, scarcity_subsamples
     from ..evaluation.tables import REAL, table2_markdown
     from ..generation.sets import SampleConfig, load_set
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> None:
     from ..tracking import flatten, log_new_params, numeric_metrics, run_tags, start_run
 
     params = resolved_params(args)
-    args.models = model_names(args.models)
+    args.models = model_names(args.models) or pipeline_models(params)
     root = repo_root()
     section = params["classify"]
     cfg = ClassifierConfig.from_params(section["classifier"])

@@ -18,7 +18,8 @@ DESCRIPTION = ("Score every model's generated sets (data/generated/<model>/) aga
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--models", nargs="+", required=True, help="model names under --generated")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="model names under --generated (default: params.yaml `variants`, GANs then diffusion)")
     parser.add_argument("--generated", type=Path, default=Path("data/generated"))
     parser.add_argument("--out", type=Path, default=Path("reports/evaluate"))
     parser.add_argument("--autoencoder", type=Path, default=Path("models/autoencoder"),
@@ -41,10 +42,10 @@ def run(args: argparse.Namespace) -> None:
     from ..io.atomic import atomic_file, write_json
     from ..io.jsonable import json_safe
     from ..tracking import flatten, log_new_params, numeric_metrics, run_tags, start_run
-    from ..vocabulary import display_name
+    from ..vocabulary import display_name, pipeline_models
 
     params = resolved_params(args)
-    args.models = model_names(args.models)
+    args.models = model_names(args.models) or pipeline_models(params)
     cfg = params["evaluate"]
     root = repo_root()
     paths = ProcessedPaths()

@@ -17,7 +17,8 @@ DESCRIPTION = ("For each diffusion model: the change of the genotype encoder's o
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--models", nargs="+", required=True, help="diffusion variants under --models-dir")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="diffusion variants under --models-dir (default: params.yaml `variants.diffusion`)")
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--out", type=Path, default=Path("reports/probe"))
 
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> None:
     from ..io.atomic import atomic_file, write_json
     from ..io.jsonable import json_safe
     from ..generation.diffusion import load_variant
+    from ..vocabulary import pipeline_models
 
     params = resolved_params(args)
     cfg = params["probe"]
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> None:
     x = torch.from_numpy(train.array()[rows])[:, None]
     results = {}
     torch.manual_seed(int(cfg["seed"]))
-    for model in model_names(args.models):
+    for model in (model_names(args.models) or pipeline_models(params, ("diffusion",))):
         pipe = load_variant(args.models_dir / model)
         print(f"probing {model} ...")
         results[model] = probe_pipeline(pipe, train, rows, x, cfg)

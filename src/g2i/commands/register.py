@@ -21,8 +21,9 @@ DESCRIPTION = ("Log models/<variant>/ as an MLflow pyfunc model (models-from-cod
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--models", nargs="+", default=["ldm", "g2i", "g2i_l_noatt", "g2i_l_att"],
-                        help="diffusion variants under --model-dir (the GAN baselines are not served)")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="diffusion variants under --model-dir (default: params.yaml `variants.diffusion`; "
+                             "the GAN baselines are not served)")
     parser.add_argument("--model-dir", type=Path, default=Path("models"))
     parser.add_argument("--evaluation", type=Path, default=Path("reports/evaluate/metrics.json"),
                         help="Table 1 metrics per model (the evaluate stage)")
@@ -39,11 +40,12 @@ def run(args: argparse.Namespace) -> None:
     from ..config import repo_root
     from ..serving.registry import register_variant, served_settings
     from ..tracking import run_tags, start_run
+    from ..vocabulary import pipeline_models
 
     params = resolved_params(args)
     cfg, root = params["register"], repo_root()
     evaluations = json.loads(args.evaluation.read_text()) if args.evaluation.is_file() else {}
-    for variant in model_names(args.models):
+    for variant in (model_names(args.models) or pipeline_models(params, ("diffusion",))):
         tags = run_tags(root, params["profile"], variant=variant, stage="register")
         with start_run(root, f"register-{variant}", tags):
             print(register_variant(args.model_dir / variant, variant, evaluations.get(variant), cfg["model_name"],

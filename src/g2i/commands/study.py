@@ -48,7 +48,11 @@ def _git(root: Path, *args: str) -> str:
 
 
 def prepare_clone(root: Path, workdir: Path, profile: str) -> str:
-    """A clone of HEAD in `workdir` with `profile` selected; returns the commit it runs."""
+    """A clone of HEAD in `workdir` with `profile` and its `variants` selected; returns the commit it runs."""
+    import yaml
+
+    from ..config import resolve
+    from ..vocabulary import variants, variants_yaml
     from ..errors import G2IError
 
     commit = _git(root, "rev-parse", "HEAD")
@@ -64,6 +68,11 @@ def prepare_clone(root: Path, workdir: Path, profile: str) -> str:
     text, n = re.subn(r"(?m)^profile: *\S+", f"profile: {profile}", params.read_text(), count=1)
     if n != 1:
         raise G2IError(f"{params}: no top-level `profile:` line to set")
+    # dvc.yaml's foreach reads the top-level `variants` line (DVC does not resolve profiles): the profile's here
+    chosen = variants_yaml(variants(resolve(yaml.safe_load(text), profile)))
+    text, n = re.subn(r"(?m)^variants: *\{[^#\n]*\}", lambda _: f"variants: {chosen}", text, count=1)
+    if n != 1:
+        raise G2IError(f"{params}: no one-line top-level `variants: {{...}}` to set")
     params.write_text(text)
     return commit
 

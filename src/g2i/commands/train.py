@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import add_common_arguments, model_params
+from . import add_common_arguments, model_params, resolved_params
 
 NAME = "train"
 HELP = "train a latent diffusion variant or a GAN baseline and log it to MLflow"
@@ -29,9 +29,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ..config import load_params
+    from ..vocabulary import variants, variants_yaml
     from ..errors import G2IError
     from ..vocabulary import DIFFUSION_VARIANTS, GAN_VARIANTS
 
+    if args.variant in DIFFUSION_VARIANTS + GAN_VARIANTS:
+        params = resolved_params(args)
+        kind = "gan" if args.variant in GAN_VARIANTS else "diffusion"
+        if args.variant not in variants(params)[kind]:
+            # dvc.yaml's foreach reads the top-level `variants`, which a profile cannot change (DVC does not
+            # resolve profiles): without this, `dvc exp run -S profile=study` would train models the study drops
+            top = load_params(args.params).get("variants", {})
+            raise G2IError(f"params.yaml: profile '{params['profile']}' does not run {args.variant} (its variants.{kind}: "
+                           f"{variants(params)[kind]}); the top-level `variants` line, which dvc.yaml's foreach reads, "
+                           f"lists {top.get(kind)}. Set that line to the profile's (`make study` does this in its clone), "
+                           f"e.g. dvc exp run -S profile={params['profile']} -S 'variants={variants_yaml(variants(params))}'")
     if args.variant in DIFFUSION_VARIANTS:
         run_diffusion(args)
     elif args.variant in GAN_VARIANTS:
