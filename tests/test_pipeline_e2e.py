@@ -15,7 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from g2i.config import resolve
 from g2i.stage_deps import stage_steps, step_code
+from g2i.training.gan import train_config as gan_train_config
+from g2i.vocabulary import GAN_VARIANTS
 
 from .conftest import ROOT, free_port
 from .test_gans import TINY_MODEL as TINY_GAN, TRAIN as TINY_GAN_TRAIN
@@ -62,6 +65,20 @@ def tiny_training(params: dict) -> None:
     params["classify"].update({"seeds": [0, 1]})
     # min_steps: the demo's 300-update floor made Table 2's 16 tiny classifiers the slowest stage here
     params["classify"]["classifier"].update({"epochs": 1, "batch_size": 8, "min_steps": 4})
+    # profiles.demo overlays its own GAN steps and classifier floor on these sections; drop them, or the
+    # "tiny" GANs train 400 / 270 / 200 steps (~60 s of this file's repro)
+    params["profiles"]["demo"].update({"training": {}, "classify": {}})
+
+
+def assert_tiny(repo: Path) -> None:
+    """What the stages will read after the profile overlay is still tiny (a profile edit cannot undo it)."""
+    resolved = resolve(yaml.safe_load((repo / "params.yaml").read_text()))
+    for variant in GAN_VARIANTS:
+        assert gan_train_config(resolved, variant).max_steps == 2, variant
+    for loop in ("autoencoder", "diffusion"):
+        assert resolved["training"][loop]["max_steps"] == 4, loop
+    assert resolved["classify"]["classifier"]["min_steps"] == 4
+    assert resolved["classify"]["seeds"] == [0, 1]
 
 
 def set_params(repo: Path, edit) -> None:
@@ -79,6 +96,7 @@ def repo(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__", "uncommitted"))
     set_params(repo, lambda p: p["profiles"]["demo"].update(TINY_DEMO))
     set_params(repo, tiny_training)
+    assert_tiny(repo)
     assert run(repo, "git", "init", "-q").returncode == 0
     assert run(repo, "dvc", "init", "-q").returncode == 0
     run(repo, "dvc", "config", "core.analytics", "false")
