@@ -65,6 +65,20 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -per_file[item.path]))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_tracking_store(tmp_path_factory):
+    """Stages that a test runs log to a store of the test session's, never to the checkout's mlflow.db (the
+    data-stage tests ran pipelines/*.py with no MLFLOW_TRACKING_URI and added runs to the user's store)."""
+    import os
+
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    if previous is None:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    yield os.environ["MLFLOW_TRACKING_URI"]
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
 # Coarse grids keep generation to seconds; enough subjects per phase for PLINK's HWE test to bite.
 TINY = {"n_subjects": 60, "voxel_mm": 3.0, "z_range_mm": [-30, 36], "n_background_snps": 400}
 

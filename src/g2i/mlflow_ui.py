@@ -27,7 +27,9 @@ from .errors import G2IError
 WORKFLOW = "workflowType=machine_learning"
 # The numbers the compare page must show for every model: Table 1's FD_cnn and the e4 fidelity ratio.
 HEADLINE = ("fd_cnn", "e4_to_ceiling")
-PAGES = ("runs", "compare", "registry")
+# "experiment" first: the bare experiment address, in a browser that has never chosen a view
+PAGES = ("experiment", "runs", "compare", "registry")
+APP_NAME = "g2i"   # g2i.mlflow_app: MLflow's server, its UI opening experiments on model training
 # Chromium on a machine with no network: no background fetches, no first-run UI, no sandbox as root.
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                   "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -50,9 +52,11 @@ def model_runs(tracking_uri: str, experiment: str) -> tuple[str, dict[str, str]]
 
 
 def ui_links(base_url: str, experiment_id: str, run_ids: Mapping[str, str], model_name: str) -> dict[str, str]:
-    """Links to the runs table, the side-by-side comparison of the model runs and the registered model."""
+    """Links to the experiment as it opens by default (g2i.mlflow_app: on its runs), the runs table, the
+    side-by-side comparison of the model runs and the registered model."""
     quote = lambda value: urllib.parse.quote(json.dumps(value))   # noqa: E731 (the UI reads JSON lists)
-    return {"runs": f"{base_url}/#/experiments/{experiment_id}/runs?{WORKFLOW}",
+    return {"experiment": f"{base_url}/#/experiments/{experiment_id}",   # no view asked: the server's default
+            "runs": f"{base_url}/#/experiments/{experiment_id}/runs?{WORKFLOW}",
             "compare": f"{base_url}/#/compare-runs?runs={quote(list(run_ids.values()))}"
                        f"&experiments={quote([experiment_id])}&{WORKFLOW}",
             "registry": f"{base_url}/#/models/{model_name}?{WORKFLOW}"}
@@ -60,10 +64,10 @@ def ui_links(base_url: str, experiment_id: str, run_ids: Mapping[str, str], mode
 
 @contextmanager
 def serve(tracking_uri: str, port: int, host: str = "127.0.0.1", timeout_s: float = 120.0) -> Iterator[str]:
-    """`mlflow ui` on the store, one worker; yields its base URL once /health answers, stops it after."""
+    """`mlflow ui --app-name g2i` on the store, one worker; yields its base URL once /health answers, stops it after."""
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     command = [str(mlflow_bin) if mlflow_bin.exists() else "mlflow", "ui", "--backend-store-uri", tracking_uri,
-               "--host", host, "--port", str(port), "--workers", "1"]
+               "--host", host, "--port", str(port), "--workers", "1", "--app-name", APP_NAME]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     base = f"http://{host}:{port}"
@@ -195,14 +199,15 @@ def metric_problems(shown: Mapping[str, list[str]], expected: Mapping[str, Mappi
 
 def check_pages(driver, links: Mapping[str, str], expected: Mapping[str, Mapping[str, float]], out_dir: Path,
                 timeout_s: float = 60.0) -> tuple[list[str], dict[str, list[str]]]:
-    """Open the three pages, save a screenshot of each (<page>.png); return what is wrong, in words, and the
+    """Open the pages (PAGES), save a screenshot of each (<page>.png); return what is wrong, in words, and the
     compare page's metric table as shown ({metric: values}).
 
     expected: {variant: {metric: value}} of the newest model runs (metric_problems says what must match)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     problems, shown = [], {}
     run_names = [f"model-{variant}" for variant in expected]
-    wanted = {"runs": ["Runs", *run_names], "compare": ["Metrics", *run_names], "registry": ["champion"]}
+    wanted = {"experiment": ["Runs", *run_names], "runs": ["Runs", *run_names], "compare": ["Metrics", *run_names],
+              "registry": ["champion"]}
     for page in PAGES:
         driver.get(links[page])
         missing = _wait_for(driver, wanted[page], timeout_s)
@@ -220,6 +225,9 @@ def check_pages(driver, links: Mapping[str, str], expected: Mapping[str, Mapping
             driver.save_screenshot(str(out_dir / f"{page}.png"))
         if missing:
             problems.append(f"{page} page ({links[page]}): missing {missing}")
+        if page == "experiment" and "workflowType=genai" in driver.current_url:
+            problems.append(f"experiment page ({links[page]}): opened as a GenAI app ({driver.current_url}), "
+                            "not on the runs: is `mlflow ui` running with --app-name g2i?")
     return problems, shown
 
 

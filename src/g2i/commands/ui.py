@@ -9,21 +9,22 @@ from . import add_common_arguments, resolved_params
 
 NAME = "ui"
 HELP = "start the MLflow UI on the project's store and print the links to the runs, the model comparison and the registry"
-DESCRIPTION = ("Start `mlflow ui` on the project's tracking store (MLFLOW_TRACKING_URI, else mlflow.db at the "
-               "project root) and print three links: the experiment's runs table, the side-by-side comparison of the "
-               "newest model-<variant> run of every model (the compare stage's: Table 1, fidelity and Table 2 "
-               "numbers together) and the registered model with its 'champion' alias. MLflow 3.17's UI opens an "
-               "experiment as a GenAI app unless the link asks for model training; these links do. With --check DIR "
-               "it instead opens the three pages in headless Chromium, checks that they show every model's FD_cnn and "
-               "e4 fidelity ratio and the champion, saves a screenshot of each in DIR and stops (exit 2 on a "
-               "problem).")
+DESCRIPTION = ("Start `mlflow ui --app-name g2i` on the project's tracking store (MLFLOW_TRACKING_URI, else mlflow.db "
+               "at the project root) and print four links: the experiment, the runs table, the side-by-side "
+               "comparison of the newest model-<variant> run of every model (the compare stage's: Table 1, fidelity "
+               "and Table 2 numbers together) and the registered model with its 'champion' alias. The g2i app is "
+               "MLflow's server whose UI opens experiments on their runs (model training) in a browser that has not "
+               "chosen a view; plain `mlflow ui` in 3.17 opens them as GenAI apps. With --check DIR it instead opens "
+               "the four pages in headless Chromium with a fresh profile, checks that the experiment opens on its "
+               "runs and that the pages show every model's FD_cnn and e4 fidelity ratio and the champion, saves a "
+               "screenshot of each in DIR and stops (exit 2 on a problem).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)")
     parser.add_argument("--check", type=Path, default=None, metavar="DIR",
-                        help="check the pages in headless Chromium and save runs.png, compare.png, registry.png in DIR")
+                        help="check the pages in headless Chromium and save experiment.png, runs.png, compare.png, registry.png in DIR")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -55,4 +56,5 @@ def run(args: argparse.Namespace) -> None:
             problems, _ = check_pages(driver, links, expected_metrics(uri, runs), args.check)
     if problems:
         raise G2IError("the MLflow UI does not show what it should:\n  " + "\n  ".join(problems))
-    print(f"ui: runs, compare ({len(runs)} models) and registry pages checked in Chromium; screenshots in {args.check}")
+    print(f"ui: experiment, runs, compare ({len(runs)} models) and registry pages checked in Chromium; "
+          f"screenshots in {args.check}")
