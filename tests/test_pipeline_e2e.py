@@ -258,6 +258,8 @@ def test_mlflow_ui_in_chromium_compares_every_model_and_shows_the_champion(repo,
     assert run(repo, "dvc", "repro").returncode == 0
     registered = run(repo, "g2i", "register", "--models", "g2i_l_att")
     assert registered.returncode == 0 and "champion" in registered.stdout, registered.stdout + registered.stderr
+    # one line per model, nothing else: no MLflow registration chatter, progress bars or warnings
+    assert registered.stdout.count("\n") == 1 and registered.stderr.strip() == "", registered.stderr
     uri = f"sqlite:///{repo}/mlflow.db"
     experiment_id, runs = model_runs(uri, "g2i")
     assert set(runs) == {"cgan", "stackgan", "attngan", "ldm", "g2i", "g2i_l_noatt", "g2i_l_att"}

@@ -8,7 +8,11 @@ evaluation metrics as tags, so the registry alone shows why the alias points whe
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import re
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +24,22 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/g2i, shipped with the m
 REQUIREMENTS = ("torch", "diffusers", "accelerate", "safetensors", "mlflow", "numpy", "pandas", "pillow", "scipy",
                 "scikit-image", "nibabel", "pyyaml", "tqdm")
 CHAMPION, CHALLENGER = "champion", "challenger"
+# what MLflow prints on every registration; register_variant's own line says it
+REGISTRY_CHATTER = re.compile(r"^(Successfully registered model '.*'\.|Registered model '.*' already exists\. "
+                              r"Creating a new version of this model\.\.\.|Created version '\d+' of model '.*'\.)$")
+
+
+@contextlib.contextmanager
+def without_registry_chatter():
+    """Pass on what MLflow writes to stderr meanwhile, except its per-registration lines (REGISTRY_CHATTER)."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            yield
+    finally:
+        kept = [line for line in captured.getvalue().splitlines(keepends=True)
+                if not REGISTRY_CHATTER.match(line.rstrip("\n"))]
+        sys.stderr.write("".join(kept))
 
 
 def pinned_requirements() -> list[str]:
@@ -138,7 +158,8 @@ def register_variant(model_dir: Path, variant: str, evaluation: Mapping[str, Any
     import mlflow
 
     client = mlflow.MlflowClient()
-    info = log_pipeline(model_dir, serving, registered_name=name)
+    with without_registry_chatter():
+        info = log_pipeline(model_dir, serving, registered_name=name)
     version = str(info.registered_model_version)
     client.set_model_version_tag(name, version, "variant", variant)
     for key, value in tags.items():
