@@ -67,16 +67,18 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def own_tracking_store(tmp_path_factory):
-    """Stages that a test runs log to a store of the test session's, never to the checkout's mlflow.db (the
-    data-stage tests ran pipelines/*.py with no MLFLOW_TRACKING_URI and added runs to the user's store)."""
+    """Stages that a test runs log to a store of the test session's, never to the checkout's mlflow.db, which
+    the Makefile exports as MLFLOW_TRACKING_URI (the data-stage tests added their runs to the user's store).
+    A test that needs another store sets its own."""
     import os
 
     previous = os.environ.get("MLFLOW_TRACKING_URI")
-    if previous is None:
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
     yield os.environ["MLFLOW_TRACKING_URI"]
     if previous is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
 # Coarse grids keep generation to seconds; enough subjects per phase for PLINK's HWE test to bite.

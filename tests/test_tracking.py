@@ -71,3 +71,10 @@ def test_training_logger_draws_each_loss_per_step_on_the_named_run(tmp_path, mon
     assert [(m.step, m.value) for m in history] == [(10, 0.5), (20, 0.25)]
     assert [m.value for m in client.get_metric_history(run.info.run_id, "train/kl")] == [0.25, 0.125]
     assert client.get_run(other.info.run_id).data.metrics == {}
+
+
+def test_the_test_session_never_logs_to_the_checkout_s_store():
+    """tests/conftest.py points MLFLOW_TRACKING_URI at a session store, even under `make test`, which exports the
+    checkout's mlflow.db: stages the tests run must not add runs to the user's store."""
+    assert tracking_uri(ROOT) != f"sqlite:///{ROOT.resolve()}/mlflow.db"
+    assert tracking_uri(ROOT).startswith("sqlite:///") and "mlflow" in tracking_uri(ROOT)
