@@ -68,7 +68,7 @@ def test_dvc_runs_exactly_the_variants_line(tmp_path):
     stage; evaluate, classify and probe depend on the folders those stages write."""
     if shutil.which("dvc", path=str(BIN)) is None:
         pytest.skip("dvc is not installed in this environment")
-    for name in ("dvc.yaml", "params.yaml"):
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(ROOT / name, tmp_path / name)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
 
@@ -91,3 +91,8 @@ def test_dvc_runs_exactly_the_variants_line(tmp_path):
     assert all(f'"sample@{v}"' in dag for v in ("ldm", "g2i", "g2i_l_att")) and "train_gan" not in dag
     dag = dvc("dag", "--dot", "probe")
     assert all(f'"train@{v}"' in dag for v in ("ldm", "g2i", "g2i_l_att"))
+    # probe's `models` dependency is the trained models, not the trainers' resume state
+    resume = "models/.checkpoints/autoencoder/checkpoints/step-00000500/random_states_0.pkl"
+    assert dvc("check-ignore", resume).strip() == resume
+    ignored = subprocess.run(["dvc", "check-ignore", "models/g2i/model_index.json"], cwd=tmp_path, env=env)
+    assert ignored.returncode == 1   # a model is not ignored
