@@ -37,14 +37,10 @@ def create_app():
     from mlflow.server import app as flask_app
 
     index = Path(flask_app.static_folder) / "index.html"
-    original = flask_app.view_functions["serve"]
-
-    def serve():
-        if not index.is_file():
-            return original()   # MLflow's own message for a build without the UI
-        return Response(with_default_workflow(index.read_text(encoding="utf-8")), mimetype="text/html")
-
-    flask_app.view_functions["serve"] = serve
+    if index.is_file():   # without it MLflow's own view explains that the UI build is missing
+        # read and amended once, at start: a page MLflow changed shape fails here, not on every request
+        page = with_default_workflow(index.read_text(encoding="utf-8"))
+        flask_app.view_functions["serve"] = lambda: Response(page, mimetype="text/html")
     if _MLFLOW_SGI_NAME.get() == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app
 
