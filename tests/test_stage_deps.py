@@ -133,3 +133,27 @@ def test_relock_records_code_and_params_and_keeps_output_hashes_without_the_outp
 
     _dvc(tmp_path, "repro", "-q", "--force")                        # the outputs back, by DVC itself
     assert (tmp_path / "dvc.lock").read_text() == relocked
+
+
+def test_dvc_parses_yaml_in_c_and_the_benchmark_can_force_pure_python():
+    """DVC reads params.yaml for every stage it checks; ruamel.yaml.clib (pyproject.toml) makes that C.
+    benchmarks/dvc_overhead.py compares against pure Python by patching ruamel's YAML(): that patch must bite."""
+    import importlib.util
+
+    from dvc.utils.serialize._yaml import parse_yaml
+    from ruamel.yaml import YAML
+    import ruamel.yaml.main
+
+    assert "ruamel.yaml.parser" not in YAML(typ="safe").Parser.__module__   # the C parser
+    assert parse_yaml("a: {b: [1, 2]}\n", "x.yaml") == {"a": {"b": [1, 2]}}
+    spec = importlib.util.spec_from_file_location("dvc_overhead", ROOT / "benchmarks/dvc_overhead.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    patch = bench.PURE_DVC.split("from dvc.cli")[0]
+    original = ruamel.yaml.main.YAML.__init__
+    try:
+        exec(patch, {})
+        assert YAML(typ="safe").Parser.__module__ == "ruamel.yaml.parser"
+    finally:
+        ruamel.yaml.main.YAML.__init__ = original
+    assert "ruamel.yaml.parser" not in YAML(typ="safe").Parser.__module__
