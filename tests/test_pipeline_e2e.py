@@ -18,7 +18,7 @@ import yaml
 from g2i.config import resolve
 from g2i.stage_deps import stage_steps, step_code
 from g2i.training.gan import train_config as gan_train_config
-from g2i.vocabulary import GAN_VARIANTS
+from g2i.vocabulary import DISPLAY_NAMES, GAN_VARIANTS
 
 from .conftest import ROOT, free_port
 from .test_gans import TINY_MODEL as TINY_GAN, TRAIN as TINY_GAN_TRAIN
@@ -30,6 +30,15 @@ TINY_DEMO = {
     "split": {"test_per_class": 2},
     "validate_genotypes": {"min_per_class": 2},
 }
+# The models this repro runs: each one's stages are two processes of ~8 s, nearly all of it imports (torch,
+# diffusers, MLflow), so all seven would make this file the suite's long pole. One of each conditioning path:
+# diagnosis only (LDM), genotype only through cross-attention (G2I), both with the guidance sweep (G2I-l w/ Att),
+# and the GAN with the most code (AttnGAN). G2I-l w/o Att, CGAN and StackGAN run through the same foreach
+# stages; test_train_diffusion and test_gans train and sample each of them, and `make demo` runs all seven.
+E2E_VARIANTS = {"diffusion": ["ldm", "g2i", "g2i_l_att"], "gan": ["attngan"]}
+MODELS = {*E2E_VARIANTS["diffusion"], *E2E_VARIANTS["gan"]}
+MODEL_STAGES = ({f"{stage}@{v}" for v in E2E_VARIANTS["diffusion"] for stage in ("train", "sample")}
+                | {f"{stage}@{v}" for v in E2E_VARIANTS["gan"] for stage in ("train_gan", "sample_gan")})
 
 
 def run(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -68,6 +77,7 @@ def tiny_training(params: dict) -> None:
     # profiles.demo overlays its own GAN steps and classifier floor on these sections; drop them, or the
     # "tiny" GANs train 400 / 270 / 200 steps (~60 s of this file's repro)
     params["profiles"]["demo"].update({"training": {}, "classify": {}})
+    params["variants"] = E2E_VARIANTS
 
 
 def assert_tiny(repo: Path) -> None:
@@ -109,11 +119,9 @@ def repo(tmp_path_factory) -> Path:
 def test_repro_runs_every_stage_then_nothing(repo):
     first = run(repo, "dvc", "repro")
     assert first.returncode == 0, first.stdout + first.stderr
-    variants = {f"{stage}@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att") for stage in ("train", "sample")}
-    variants |= {f"{stage}@{v}" for v in ("cgan", "stackgan", "attngan") for stage in ("train_gan", "sample_gan")}
     assert stages_run(first) == {"cohort_report", "genotype_qc", "genotypes", "validate_genotypes", "slices", "split",
                                  "train_autoencoder", "encode_latents", "evaluate", "probe", "classify",
-                                 "compare"} | variants
+                                 "compare"} | MODEL_STAGES
     for output in ("reports/data/genotype_qc.md", "data/processed/genotypes.csv", "data/processed/slices/slices.npy",
                    "reports/validate_genotypes/data_docs/index.html", "data/processed/split.csv",
                    "models/autoencoder/config.json", "models/g2i_l_att/unet/config.json",
@@ -140,8 +148,8 @@ def test_repro_runs_every_stage_then_nothing(repo):
         None if sweep["chosen_genotype"] == sweep["chosen"] else float(sweep["chosen_genotype"]))
     assert not (repo / "data/generated/g2i/guidance.npz").exists()
     table1 = (repo / "reports/evaluate/table1.md").read_text()
-    assert all(f"| {name} |" in table1 for name in ("CGAN", "StackGAN", "AttnGAN", "LDM", "G2I", "G2I-l w/o Att",
-                                                     "G2I-l w/ Att"))
+    assert all(f"| {DISPLAY_NAMES[model]} |" in table1 for model in MODELS)
+    assert "| CGAN |" not in table1 and "| G2I-l w/o Att |" not in table1   # the variants line, not all seven
     table2 = (repo / "reports/classify/table2.md").read_text()
     assert "| Real only |" in table2 and "| Real + G2I-l w/ Att |" in table2 and "| Real + AttnGAN |" in table2
     metrics = run(repo, "dvc", "metrics", "show", "--json")
@@ -189,9 +197,7 @@ def test_changing_a_qc_threshold_reruns_only_that_stage_and_later(repo):
     assert "genotype_qc" in ran
     assert "cohort_report" not in ran
     assert ran <= {"genotype_qc", "genotypes", "validate_genotypes", "slices", "split", "train_autoencoder",
-                   "encode_latents", "evaluate", "probe", "classify", "compare"} | {
-        f"{stage}@{v}" for v in ("ldm", "g2i", "g2i_l_noatt", "g2i_l_att") for stage in ("train", "sample")} | {
-        f"{stage}@{v}" for v in ("cgan", "stackgan", "attngan") for stage in ("train_gan", "sample_gan")}
+                   "encode_latents", "evaluate", "probe", "classify", "compare"} | MODEL_STAGES
 
 
 def test_failed_validation_stops_the_pipeline(repo):
@@ -228,7 +234,7 @@ def test_results_page_is_generated_from_the_run(repo, tmp_path):
     fidelity = json.loads((repo / "reports/evaluate/fidelity.json").read_text())
     assert data["ceiling"]["slope"] == fidelity["identifiability"]["ceiling_train"]["slope"]
     assert data["ceiling"]["truth"] == fidelity["ground_truth"]["log_area_per_allele"]
-    assert set(data["models"]) == {"cgan", "stackgan", "attngan", "ldm", "g2i", "g2i_l_noatt", "g2i_l_att"}
+    assert set(data["models"]) == MODELS
     classify = json.loads((repo / "reports/classify/metrics.json").read_text())
     assert data["table2"]["real"]["accuracy_mean"] == classify["real"]["mean"]["accuracy"]
     text = (tmp_path / "demo.md").read_text()
@@ -262,7 +268,7 @@ def test_mlflow_ui_in_chromium_compares_every_model_and_shows_the_champion(repo,
     assert registered.stdout.count("\n") == 1 and registered.stderr.strip() == "", registered.stderr
     uri = f"sqlite:///{repo}/mlflow.db"
     experiment_id, runs = model_runs(uri, "g2i")
-    assert set(runs) == {"cgan", "stackgan", "attngan", "ldm", "g2i", "g2i_l_noatt", "g2i_l_att"}
+    assert set(runs) == MODELS
     expected = expected_metrics(uri, runs)
     with serve(uri, free_port()) as base, browser(tmp_path / "chromium") as driver:
         links = ui_links(base, experiment_id, runs, "g2i")
