@@ -27,8 +27,6 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent / "src"))
 
-import train_benchmark  # noqa: E402  (the training measurement, shared with benchmarks/train_benchmark.py)
-
 from g2i.config import load_params, resolve  # noqa: E402
 from g2i.machine import describe  # noqa: E402
 
@@ -51,7 +49,12 @@ def dry_run_sizes(params: dict) -> dict:
     return params
 
 
+# train_benchmark (the training measurement, shared with benchmarks/train_benchmark.py) is imported where it is
+# used: its imports (diffusers, MLflow) take seconds, and a machine without a GPU is told so at once.
+
+
 def pipeline(params: dict, device: torch.device):
+    import train_benchmark
     from g2i.models import build_autoencoder, build_denoiser, build_genotype_encoder, build_scheduler
     from g2i.generation.diffusion import G2IPipeline
 
@@ -65,6 +68,8 @@ def pipeline(params: dict, device: torch.device):
 
 
 def sampling(pipe, snps, params: dict, n: int, device: torch.device) -> dict:
+    import train_benchmark
+
     cfg = params["sampling"]
     codes = torch.randint(0, 3, (n, len(snps)), generator=torch.Generator().manual_seed(0)).numpy()
     kwargs = dict(diagnosis=[i % 3 for i in range(n)], num_inference_steps=int(cfg["num_inference_steps"]),
@@ -132,6 +137,8 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type != "cuda" and not args.dry_run:
         parser.error("no CUDA GPU here; use --dry-run to check the script on a CPU")
+    import train_benchmark
+
     params = resolve(load_params(ROOT.parent / "params.yaml"), "paper")
     steps, warmup, images, requests = args.steps, 3, args.images, args.requests
     if args.dry_run:
