@@ -22,6 +22,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture
+def stage_in_process(monkeypatch, capsys):
+    """Run a pipeline step as its script does (`pipelines/<step>.py ARGS` is `g2i <step> ARGS` through
+    g2i.cli.run_step), but in this process, in `cwd` with `env` added: its exit status, stdout and stderr as a
+    CompletedProcess. A fresh process costs 2-5 s of imports (torch, MLflow) that the worker has paid already;
+    the scripts themselves run as processes in the end-to-end and real-data tests, and in one test of each
+    bad-input file."""
+    import subprocess
+
+    from g2i.cli import run_step
+
+    def run(step: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+        with monkeypatch.context() as scoped:
+            scoped.chdir(cwd)
+            for key, value in (env or {}).items():
+                scoped.setenv(key, value)
+            capsys.readouterr()
+            code = run_step(step, list(args))
+            out, err = capsys.readouterr()
+        return subprocess.CompletedProcess([step, *args], code, out, err)
+
+    return run
+
+
 def write_processed(folder: Path, images, diagnoses, splits, snps, ptids=None, z_mm: float = 16.0):
     """A tiny processed-data folder as the data stages lay it out; returns its ProcessedPaths.
 

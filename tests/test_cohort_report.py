@@ -33,17 +33,21 @@ def _stage_inputs(tiny_genotypes, tmp_path: Path, raw: Path) -> tuple[Path, Path
     return subjects_csv, genotypes_csv, tmp_path / "params.yaml"
 
 
-def _report(params: Path, subjects: Path, genotypes: Path, out: Path, figure: Path | None = None):
-    cmd = [sys.executable, str(ROOT / "pipelines" / "cohort_report.py"), "--params", str(params),
-           "--subjects", str(subjects), "--genotypes", str(genotypes), "--out", str(out)]
-    return subprocess.run(cmd + (["--figure", str(figure)] if figure else []), capture_output=True, text=True, cwd=ROOT)
+def _report(params: Path, subjects: Path, genotypes: Path, out: Path, figure: Path | None = None, in_process=None):
+    """The stage's script in a process of its own; in this one with `in_process` (the stage_in_process fixture)."""
+    args = ["--params", str(params), "--subjects", str(subjects), "--genotypes", str(genotypes), "--out", str(out)]
+    args += ["--figure", str(figure)] if figure else []
+    if in_process:
+        return in_process("cohort-report", *args, cwd=ROOT)
+    return subprocess.run([sys.executable, str(ROOT / "pipelines" / "cohort_report.py"), *args], capture_output=True,
+                          text=True, cwd=ROOT)
 
 
-def test_cohort_report_stage_writes_metrics_and_preview(tiny_cohort, tiny_genotypes, tmp_path):
+def test_cohort_report_stage_writes_metrics_and_preview(tiny_cohort, tiny_genotypes, tmp_path, stage_in_process):
     raw, _ = tiny_cohort
     subjects, genotypes, params = _stage_inputs(tiny_genotypes, tmp_path, raw)
     out, figure = tmp_path / "summary.json", tmp_path / "preview.png"
-    result = _report(params, subjects, genotypes, out, figure)
+    result = _report(params, subjects, genotypes, out, figure, in_process=stage_in_process)
     assert result.returncode == 0, result.stderr
     summary = json.loads(out.read_text())
     assert summary["ventricle_ratio_ad_over_cn"] > 1.0
@@ -55,7 +59,8 @@ def test_cohort_report_stage_writes_metrics_and_preview(tiny_cohort, tiny_genoty
         assert image.format == "PNG" and image.size[0] > 400
 
 
-def test_a_civet_minc_tree_with_blank_apoe4_and_no_ground_truth(tiny_cohort, tiny_genotypes, tmp_path):
+def test_a_civet_minc_tree_with_blank_apoe4_and_no_ground_truth(tiny_cohort, tiny_genotypes, tmp_path,
+                                                                 stage_in_process):
     """Real-data shapes: T1s as CIVET .mnc files, APOE4 not called for the median subjects, no ground truth."""
     raw, _ = tiny_cohort
     subjects, genotypes, params = _stage_inputs(tiny_genotypes, tmp_path, tmp_path / "adni")
@@ -73,7 +78,7 @@ def test_a_civet_minc_tree_with_blank_apoe4_and_no_ground_truth(tiny_cohort, tin
     table["APOE4"] = np.nan                    # blank for everyone, the median CN and AD subjects included
     table.to_csv(genotypes, index=False)
     out, figure = tmp_path / "summary.json", tmp_path / "preview.png"
-    result = _report(params, subjects, genotypes, out, figure)
+    result = _report(params, subjects, genotypes, out, figure, in_process=stage_in_process)
     assert result.returncode == 0, result.stderr
     summary = json.loads(out.read_text())
     assert summary["apoe4_not_called"] == len(kept) and summary["ventricle_ml_mean_by_apoe4"] == {}

@@ -30,9 +30,16 @@ def project(tiny_cohort, tmp_path):
     return tmp_path
 
 
-def step(project: Path, name: str, env: dict | None = None) -> subprocess.CompletedProcess:
+@pytest.fixture
+def step(stage_in_process):
+    """step(project, "genotype_qc"): the stage with its dvc.yaml defaults, in the project, in this process."""
+    return lambda project, name, env=None: stage_in_process(name.replace("_", "-"), cwd=project, env=env)
+
+
+def step_process(project: Path, name: str) -> subprocess.CompletedProcess:
+    """The stage's own script in a process of its own, as DVC runs it: its real exit status."""
     return subprocess.run([sys.executable, str(ROOT / "pipelines" / f"{name}.py")], cwd=project, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})})
+                          text=True)
 
 
 def outputs(project: Path) -> list[str]:
@@ -42,7 +49,7 @@ def outputs(project: Path) -> list[str]:
     return found
 
 
-def test_clean_inputs_pass_both_stages(project):
+def test_clean_inputs_pass_both_stages(project, step):
     assert step(project, "genotype_qc").returncode == 0
     result = step(project, "genotypes")
     assert result.returncode == 0, result.stderr
@@ -52,14 +59,14 @@ def test_clean_inputs_pass_both_stages(project):
 def test_truncated_bed(project):
     bed = project / BED
     bed.write_bytes(bed.read_bytes()[:-50])
-    result = step(project, "genotype_qc")
+    result = step_process(project, "genotype_qc")
     assert result.returncode == 2
     assert "ADNI_GO_2_Forward_Bin.bed: truncated" in result.stderr
     assert outputs(project) == []
 
 
 @pytest.mark.parametrize("suffix, extra", [(".bim", 1), (".fam", 4)])
-def test_bim_fam_counts_disagree_with_bed(project, suffix, extra):
+def test_bim_fam_counts_disagree_with_bed(project, step, suffix, extra):
     path = project / BED.replace(".bed", suffix)
     lines = path.read_text().splitlines()
     added = [lines[-1].replace(lines[-1].split()[1], f"999_S_{9990 + i}") for i in range(extra)]
@@ -70,7 +77,7 @@ def test_bim_fam_counts_disagree_with_bed(project, suffix, extra):
     assert outputs(project) == []
 
 
-def test_duplicate_ptids_in_fam(project):
+def test_duplicate_ptids_in_fam(project, step):
     fam = project / FAM
     lines = fam.read_text().splitlines()
     lines[1] = lines[1].replace(lines[1].split()[1], lines[0].split()[1])
@@ -86,7 +93,7 @@ def test_duplicate_ptids_in_fam(project):
     ("unknown_dx", "ADNIMERGE.csv: unknown DX_bl value(s) ['Dementia?']"),
     ("duplicate_ptid", "ADNIMERGE.csv: duplicate PTIDs among baseline rows"),
 ])
-def test_bad_adnimerge(project, corruption, message):
+def test_bad_adnimerge(project, step, corruption, message):
     assert step(project, "genotype_qc").returncode == 0
     path = project / "data/raw/ADNIMERGE.csv"
     table = pd.read_csv(path)
@@ -103,7 +110,7 @@ def test_bad_adnimerge(project, corruption, message):
     assert not (project / "data/processed").exists() and not (project / "reports/data/genotypes.json").exists()
 
 
-def test_plink2_missing(project, tmp_path_factory):
+def test_plink2_missing(project, step, tmp_path_factory):
     empty_bin = tmp_path_factory.mktemp("bin")
     path = f"{empty_bin}{os.pathsep}{Path(sys.executable).parent}"
     result = step(project, "genotype_qc", env={"PATH": path})
@@ -112,7 +119,7 @@ def test_plink2_missing(project, tmp_path_factory):
     assert outputs(project) == []
 
 
-def test_unwritable_output(project):
+def test_unwritable_output(project, step):
     (project / "data/interim").write_text("a file where a folder should be")
     result = step(project, "genotype_qc")
     assert result.returncode == 2
