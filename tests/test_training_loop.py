@@ -59,7 +59,7 @@ def test_nan_loss_stops_before_the_update_and_keeps_the_last_good_checkpoint(tmp
 
 def test_kill_9_mid_training_then_rerun_finishes_with_the_same_result(tmp_path):
     reference = tmp_path / "reference"
-    assert subprocess.run([sys.executable, str(SCRIPT), str(reference), "30"], capture_output=True).returncode == 0
+    assert toy_train.main([str(reference), "30"]) == 0      # uninterrupted, in this process (same code, same seeds)
     run_dir = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, str(SCRIPT), str(run_dir), "30", "--sleep", "0.1"])
     deadline = time.time() + 60
