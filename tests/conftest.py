@@ -22,6 +22,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module (the folder is no package): its functions, without running main()."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def stage_in_process(monkeypatch, capsys):
     """Run a pipeline step as its script does (`pipelines/<step>.py ARGS` is `g2i <step> ARGS` through

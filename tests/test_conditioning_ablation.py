@@ -3,17 +3,13 @@ measurement it drives are the library's, tested in their own files)."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from g2i.errors import G2IError
 
-from .conftest import ROOT
+from .conftest import load_benchmark
 
-spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks/genotype_conditioning_ablation.py")
-ablation = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ablation)
+ablation = load_benchmark("genotype_conditioning_ablation")
 
 
 def test_arms_parse_into_genotype_encoder_overrides():

@@ -10,19 +10,14 @@ import sys
 import pytest
 import torch
 
-from .conftest import ROOT
+from .conftest import ROOT, load_benchmark
 
 
 def test_dry_run_writes_every_figure_of_the_gpu_column(tmp_path, monkeypatch, capsys):
     """In this process (the script's imports are the worker's already); the refusal below runs it as a process."""
-    import importlib.util
-
     monkeypatch.setattr(sys, "path", list(sys.path))            # the script puts benchmarks/ and src/ on it
     monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--dry-run", "--out", str(tmp_path)])
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks/gpu_check.py")
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
-    gpu_check.main()
+    load_benchmark("gpu_check").main()
     assert "DRY RUN" in capsys.readouterr().out
     data = json.loads((tmp_path / "gpu_check.json").read_text())
     assert data["dry_run"] is True and data["profile"] == "paper"

@@ -17,7 +17,7 @@ from g2i.training.autoencoder import make_loss_fn
 from g2i.training.diffusion import diffusion_loss
 from g2i.training.trainer import Trainer
 
-from .conftest import ROOT, train_config
+from .conftest import ROOT, load_benchmark, train_config
 
 PAPER = resolve(load_params(ROOT / "params.yaml"), "paper")
 N_SNPS = 52
@@ -124,11 +124,7 @@ def test_paper_denoiser_trains_on_64_latents_with_52_snp_tokens(tmp_path):
 def test_paper_e2e_extrapolates_each_set_size_stage_along_its_own_axis():
     """benchmarks/paper_e2e.py's memory line: through two measured points, per stage kind in its own unit (generated
     images for sample / evaluate / classify, training subjects for the probe); fixed stages are not extrapolated."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("paper_e2e", ROOT / "benchmarks" / "paper_e2e.py")
-    paper_e2e = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(paper_e2e)
+    paper_e2e = load_benchmark("paper_e2e")
     first = {"evaluate": {"peak_gib": 1.0}, "probe": {"peak_gib": 2.0}, "train@ldm": {"peak_gib": 3.0},
              "sample@g2i": {"peak_gib": 1.0}}
     second = {"evaluate": {"peak_gib": 2.0}, "probe": {"peak_gib": 2.4}, "train@ldm": {"peak_gib": 3.0},
@@ -144,12 +140,9 @@ def test_paper_e2e_extrapolates_each_set_size_stage_along_its_own_axis():
 def test_paper_e2e_report_renders_from_a_run_record(tmp_path):
     """--render: the Markdown and JSON come from a run's measurements; a GAN sample stage is extrapolated to its
     16-slice batch at 256 x 256 (below the measured calls), a diffusion one to sampling.batch_size."""
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("paper_e2e", ROOT / "benchmarks" / "paper_e2e.py")
-    paper_e2e = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(paper_e2e)
+    paper_e2e = load_benchmark("paper_e2e")
     record = {"machine": "a CPU", "subjects": 36, "slice_size": 256, "n_test": 9, "wall_seconds": 600.0,
               "stages": {"synthesize": {"wall_s": 300.0, "peak_gib": 0.9}, "sample@cgan": {"wall_s": 9.0, "peak_gib": 1.1},
                          "sample@ldm": {"wall_s": 50.0, "peak_gib": 2.3}},

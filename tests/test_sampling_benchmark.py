@@ -4,17 +4,14 @@ of the script would spend most of their time importing torch and diffusers."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 
-from .conftest import ROOT
+from .conftest import load_benchmark
 
 
 def _run(monkeypatch, capsys, tmp_path, *guidance: str) -> str:
-    spec = importlib.util.spec_from_file_location("sampling_benchmark", ROOT / "benchmarks/sampling_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("sampling_benchmark")
     monkeypatch.setattr(sys, "argv", ["sampling_benchmark.py", "--profile", "demo", "--root", str(tmp_path), "--n", "2",
                                       "--batch-size", "2", "--sweep", "0", "--samplers", "ddpm:2", *guidance])
     module.main()

@@ -9,7 +9,7 @@ import yaml
 
 from g2i.stage_deps import check, rewrite, step_code
 
-from .conftest import ROOT
+from .conftest import ROOT, load_benchmark
 
 
 def _tree(root: Path, files: dict[str, str]) -> None:
@@ -138,17 +138,13 @@ def test_relock_records_code_and_params_and_keeps_output_hashes_without_the_outp
 def test_dvc_parses_yaml_in_c_and_the_benchmark_can_force_pure_python():
     """DVC reads params.yaml for every stage it checks; ruamel.yaml.clib (pyproject.toml) makes that C.
     benchmarks/dvc_overhead.py compares against pure Python by patching ruamel's YAML(): that patch must bite."""
-    import importlib.util
-
     from dvc.utils.serialize._yaml import parse_yaml
     from ruamel.yaml import YAML
     import ruamel.yaml.main
 
     assert "ruamel.yaml.parser" not in YAML(typ="safe").Parser.__module__   # the C parser
     assert parse_yaml("a: {b: [1, 2]}\n", "x.yaml") == {"a": {"b": [1, 2]}}
-    spec = importlib.util.spec_from_file_location("dvc_overhead", ROOT / "benchmarks/dvc_overhead.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("dvc_overhead")
     patch = bench.PURE_DVC.split("from dvc.cli")[0]
     original = ruamel.yaml.main.YAML.__init__
     try:
