@@ -172,7 +172,8 @@ def truth_markdown(ref: Any, results: Mapping[str, Mapping[str, Any]], display) 
 # ---------------------------------------------------------------------------------------------------- Table 2
 
 
-def _label(name: str) -> str:
+def table2_row_label(name: str) -> str:
+    """A Table 2 row's training data in words: "Real only" for REAL, else "Real + <model's display name>"."""
     return "Real only" if name == REAL else f"Real + {display_name(name)}"
 
 
@@ -196,7 +197,7 @@ def augmentation_sentence(name: str, result: Mapping[str, Any], real: Mapping[st
     ours, base, d, ci = result["mean"][metric], real["mean"][metric], diff["mean"], diff["ci95"]
     what = metric.replace("_", " ")
     if ci is None:
-        return (f"- {_label(name)}: {what} {ours:.3f} vs {base:.3f} real only, a difference of {d:+.3f} from a "
+        return (f"- {table2_row_label(name)}: {what} {ours:.3f} vs {base:.3f} real only, a difference of {d:+.3f} from a "
                 "single seed: no interval, so no evidence of a change either way.")
     if ci[0] > 0:
         verdict = f"augmentation raised {what} by {d:.3f}"
@@ -205,7 +206,7 @@ def augmentation_sentence(name: str, result: Mapping[str, Any], real: Mapping[st
     else:
         verdict = f"augmentation did not clearly change {what} ({d:+.3f}, the interval includes 0)"
     overlap = intervals_overlap(result["ci95"][metric], real["ci95"][metric])
-    return (f"- {_label(name)}: {verdict}: {ours:.3f} vs {base:.3f} real only; paired over {diff['n_seeds']} seeds, "
+    return (f"- {table2_row_label(name)}: {verdict}: {ours:.3f} vs {base:.3f} real only; paired over {diff['n_seeds']} seeds, "
             f"95 % CI of the difference {ci[0]:+.3f} to {ci[1]:+.3f}; the two rows' 95 % intervals "
             f"{'overlap' if overlap else 'do not overlap'}.")
 
@@ -235,7 +236,7 @@ def table2_markdown(results: Mapping[float, Mapping[str, Mapping[str, Any]]], se
              "| Training data | n train | " + " | ".join(m.replace('_', ' ') for m in METRICS) + " |",
              "|---|---|" + "---|" * len(METRICS)]
     for name, result in rows.items():
-        lines.append(f"| {_label(name)} | {result['n_train']} | " + " | ".join(_cell(result, m) for m in METRICS)
+        lines.append(f"| {table2_row_label(name)} | {result['n_train']} | " + " | ".join(_cell(result, m) for m in METRICS)
                      + " |")
     sentences = _sentences(rows)
     if sentences:
@@ -253,7 +254,7 @@ def table2_markdown(results: Mapping[float, Mapping[str, Mapping[str, Any]]], se
             lines.append("| Real subjects (" + " / ".join(next(iter(real_subjects.values()))) + ") | "
                          + " | ".join(" / ".join(str(n) for n in real_subjects[f].values()) for f in fractions) + " |")
         for name in rows:
-            lines.append(f"| {_label(name)} | "
+            lines.append(f"| {table2_row_label(name)} | "
                          + " | ".join(_cell(results[f][name], SENTENCE_METRIC) for f in fractions) + " |")
         smallest = fractions[0]
         sentences = _sentences(results[smallest])
@@ -264,4 +265,4 @@ def table2_markdown(results: Mapping[float, Mapping[str, Mapping[str, Any]]], se
 
 
 __all__ = ["table1_markdown", "fidelity_markdown", "verdict_paragraph", "truth_markdown", "table2_markdown",
-           "augmentation_sentence", "REAL", "SENTENCE_METRIC"]
+           "augmentation_sentence", "table2_row_label", "REAL", "SENTENCE_METRIC"]

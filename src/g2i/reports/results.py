@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import G2IError
+from ..evaluation.tables import table2_row_label
 from ..vocabulary import display_name
 from ..io.atomic import atomic_file, write_json
 
@@ -405,9 +406,9 @@ def results_markdown(data: Mapping[str, Any], figures: Mapping[str, str]) -> str
     if not data["table2"]:
         lines.append("| not run: the run was stopped before the `classify` stage | | | |")
     for name, r in data["table2"].items():
-        label = "Real only" if name == "real" else f"Real + {display_name(name)}"
         vs = r.get("accuracy_vs_real")
-        lines.append(f"| {label} | {r['n_train']} | {_f(r['accuracy_mean'])} ({_ci(r['accuracy_ci95'])}) | "
+        lines.append(f"| {table2_row_label(name)} | {r['n_train']} | {_f(r['accuracy_mean'])} "
+                     f"({_ci(r['accuracy_ci95'])}) | "
                      f"{'' if not vs else _f(vs['mean'], 3, True) + ' (' + _ci(vs['ci95']) + ')'} |")
     if data["scarcity"]:
         fractions = sorted(data["scarcity"], key=float)
@@ -415,12 +416,11 @@ def results_markdown(data: Mapping[str, Any], figures: Mapping[str, str]) -> str
                   "| Training data | " + " | ".join(f"{float(f):.0%} of real subjects" for f in fractions) + " |",
                   "|---|" + "---|" * len(fractions)]
         for name in data["scarcity"][fractions[-1]]:
-            label = "Real only" if name == "real" else f"Real + {display_name(name)}"
             cells = []
             for f in fractions:
                 r = data["scarcity"][f].get(name)
                 cells.append("" if r is None else f"{_f(r['accuracy_mean'])} ({_ci(r['accuracy_ci95'])})")
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            lines.append(f"| {table2_row_label(name)} | " + " | ".join(cells) + " |")
     lines += ["", "## Figures", ""]
     for caption, name in figures.items():
         lines += [f"**{caption}**", "", f"![{caption}]({name})", ""]
