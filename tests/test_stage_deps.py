@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 
 from g2i.stage_deps import check, rewrite, step_code
@@ -153,3 +154,17 @@ def test_dvc_parses_yaml_in_c_and_the_benchmark_can_force_pure_python():
     finally:
         ruamel.yaml.main.YAML.__init__ = original
     assert "ruamel.yaml.parser" not in YAML(typ="safe").Parser.__module__
+
+
+def test_the_benchmark_refuses_plainly_where_ruamel_has_no_c_parser(monkeypatch, capsys):
+    """Without ruamel.yaml.clib there is nothing to compare: a usage error naming the package, before any run."""
+    import ruamel.yaml.main
+
+    bench = load_benchmark("dvc_overhead")
+    pure = ruamel.yaml.main.YAML.__init__
+    monkeypatch.setattr(ruamel.yaml.main.YAML, "__init__", lambda self, **kw: pure(self, **{**kw, "pure": True}))
+    monkeypatch.setattr(bench, "status_seconds", lambda *a: pytest.fail("ran dvc status without a C parser"))
+    monkeypatch.setattr("sys.argv", ["dvc_overhead.py", "--repeats", "1"])
+    with pytest.raises(SystemExit) as stop:
+        bench.main()
+    assert stop.value.code == 2 and "ruamel.yaml.clib is not installed" in capsys.readouterr().err
