@@ -197,8 +197,8 @@ def augmentation_sentence(name: str, result: Mapping[str, Any], real: Mapping[st
     ours, base, d, ci = result["mean"][metric], real["mean"][metric], diff["mean"], diff["ci95"]
     what = metric.replace("_", " ")
     if ci is None:
-        return (f"- {table2_row_label(name)}: {what} {ours:.3f} vs {base:.3f} real only, a difference of {d:+.3f} from a "
-                "single seed: no interval, so no evidence of a change either way.")
+        return (f"- {table2_row_label(name)}: {what} {ours:.3f} vs {base:.3f} real only, a difference of {d:+.3f} "
+                "from a single seed: no interval, so no evidence of a change either way.")
     if ci[0] > 0:
         verdict = f"augmentation raised {what} by {d:.3f}"
     elif ci[1] < 0:
@@ -206,9 +206,9 @@ def augmentation_sentence(name: str, result: Mapping[str, Any], real: Mapping[st
     else:
         verdict = f"augmentation did not clearly change {what} ({d:+.3f}, the interval includes 0)"
     overlap = intervals_overlap(result["ci95"][metric], real["ci95"][metric])
-    return (f"- {table2_row_label(name)}: {verdict}: {ours:.3f} vs {base:.3f} real only; paired over {diff['n_seeds']} seeds, "
-            f"95 % CI of the difference {ci[0]:+.3f} to {ci[1]:+.3f}; the two rows' 95 % intervals "
-            f"{'overlap' if overlap else 'do not overlap'}.")
+    return (f"- {table2_row_label(name)}: {verdict}: {ours:.3f} vs {base:.3f} real only; paired over "
+            f"{diff['n_seeds']} seeds, 95 % CI of the difference {ci[0]:+.3f} to {ci[1]:+.3f}; "
+            f"the two rows' 95 % intervals {'overlap' if overlap else 'do not overlap'}.")
 
 
 def _sentences(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -236,8 +236,8 @@ def table2_markdown(results: Mapping[float, Mapping[str, Mapping[str, Any]]], se
              "| Training data | n train | " + " | ".join(m.replace('_', ' ') for m in METRICS) + " |",
              "|---|---|" + "---|" * len(METRICS)]
     for name, result in rows.items():
-        lines.append(f"| {table2_row_label(name)} | {result['n_train']} | " + " | ".join(_cell(result, m) for m in METRICS)
-                     + " |")
+        lines.append(f"| {table2_row_label(name)} | {result['n_train']} | "
+                     + " | ".join(_cell(result, m) for m in METRICS) + " |")
     sentences = _sentences(rows)
     if sentences:
         lines += ["", f"Augmentation vs real only ({SENTENCE_METRIC}):", "", *sentences]
