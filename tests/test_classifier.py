@@ -128,6 +128,22 @@ def test_fill_to_per_class_says_which_class_lacks_generated_images():
     assert len(images) == 3 and used == {"CN": 0, "MCI": 0, "AD": 0}
 
 
+def test_fill_with_replacement_balances_classes_from_their_own_slices():
+    """Table 2's class-balanced control: each class topped up to per_class from its own real slices, repeats
+    allowed; a class with no slice at all still cannot be filled."""
+    real_labels = np.array([0, 0, 0, 0, 0, 1, 1, 2])
+    real = np.stack([np.full((8, 8), i / 10, dtype=np.float32) for i in range(len(real_labels))])
+    images, labels, used = fill_to_per_class(real, real_labels, real, real_labels, per_class=6, seed=0, replace=True)
+    assert np.bincount(labels).tolist() == [6, 6, 6] and used == {"CN": 1, "MCI": 4, "AD": 5}
+    np.testing.assert_array_equal(images[:8], real)
+    for image, label in zip(images[8:], labels[8:]):   # every repeat is a real slice of its own class
+        assert any(np.array_equal(image, r) and label == c for r, c in zip(real, real_labels))
+    with pytest.raises(ValueError, match="MCI needs 4 but only 2 exist"):
+        fill_to_per_class(real, real_labels, real, real_labels, per_class=6, seed=0)
+    with pytest.raises(ValueError, match="AD needs 6 but only 0 exist"):
+        fill_to_per_class(real[:7], real_labels[:7], real[:7], real_labels[:7], per_class=6, seed=0, replace=True)
+
+
 def test_evaluate_over_seeds_reports_mean_and_std(data):
     (x, y), (x_test, y_test) = data
     cfg = config(epochs=2, batch_size=32)

@@ -152,9 +152,38 @@ def test_markdown_scarcity_section_has_one_line_per_training_set_and_a_column_pe
     assert "| Real subjects (CN / MCI / AD) | 2 / 3 / 1 | 5 / 6 / 2 | 10 / 12 / 4 |" in lines
     real_line = next(line for line in lines if line.startswith("| Real only |"))
     assert real_line.count("(") == 3 and real_line.startswith("| Real only | 0.470 (")
-    assert "Augmentation vs real only at f = 0.25 (accuracy):" in scarcity
+    assert "Against real only at f = 0.25 (accuracy):" in scarcity
     assert sum(line.startswith("- Real + ") for line in lines) == 2  # the smallest fraction's sentences
     assert "raised accuracy by 0.290" in scarcity
+
+
+def test_the_class_balanced_control_has_its_row_and_a_second_verdict_for_each_model():
+    """With REAL_BALANCED in the rows: a row of its own, its verdict against real only, and each model's
+    verdict against it (where the generated images alone differ)."""
+    results = results_for([0.25, 1.0])
+    for f, rows in results.items():
+        rows_with = {"real": rows["real"], "real_balanced": fake_report([0.74, 0.77, 0.77], n_train=300)}
+        results[f] = {**rows_with, **{k: v for k, v in rows.items() if k != "real"}}
+    md = table2_markdown(results, [0, 1, 2], {"CN": 3, "MCI": 3, "AD": 3}, per_class=100)
+    table2, scarcity = md.split("## Real-data scarcity")
+    lines = table2.splitlines()
+    assert [line.split(" |")[0] for line in lines if line.startswith("| Real")] == [
+        "| Real only", "| Real only, class-balanced", "| Real + G2I", "| Real + CGAN"]
+    assert "repeating its own real slices" in table2
+    balanced = next(line for line in lines if line.startswith("- Real only, class-balanced:"))
+    assert "class balancing raised accuracy by 0.140" in balanced and "vs 0.620 real only" in balanced
+    against = lines[lines.index("Against real only, class-balanced (accuracy): the same size and class balance, so "
+                                "a change here is the generated images' own:") + 2:]
+    g2i = next(line for line in against if line.startswith("- Real + G2I:"))
+    cgan = next(line for line in against if line.startswith("- Real + CGAN:"))
+    assert "did not clearly change accuracy" in g2i and "vs 0.760 real only, class-balanced" in g2i
+    assert "augmentation lowered accuracy by" in cgan
+    assert "Against real only, class-balanced at f = 0.25 (accuracy)" in scarcity
+    summary = classify.metrics_summary(results)
+    assert summary["g2i"]["vs_balanced"]["accuracy"]["mean"] == pytest.approx(0.0)
+    assert summary["real_balanced"]["vs_real"]["accuracy"]["mean"] == pytest.approx(0.14)
+    assert "vs_balanced" not in summary["real"] and "vs_real" not in summary["real"]
+    assert "vs_balanced" in summary["scarcity"]["0.25"]["cgan"]
 
 
 def test_one_seed_gives_means_without_intervals():
@@ -239,16 +268,23 @@ def test_classify_command_writes_table_2_and_the_scarcity_curve(tmp_path, offlin
     args = fake_project(tmp_path, [0.5, 1.0])
     classify.run(args)
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
-    assert set(metrics) == {"real", "m1", "scarcity"}
+    assert set(metrics) == {"real", "real_balanced", "m1", "scarcity"}
     assert metrics["real"]["n_train"] == 24 and metrics["m1"]["n_train"] == 36
+    # the control: the augmented row's size and balance from repeated real slices; compared with real only,
+    # and the model's row with it
+    assert metrics["real_balanced"]["n_train"] == 36 and set(metrics["real_balanced"]) >= {"vs_real"}
+    assert "vs_balanced" not in metrics["real_balanced"] and "vs_balanced" in metrics["m1"]
     assert set(metrics["real"]["ci95"]) == set(METRICS) and len(metrics["real"]["ci95"]["accuracy"]) == 2
     half = metrics["scarcity"]["0.5"]
     assert half["real"]["n_train"] == 12 and half["real"]["n_real"] == 12
     assert half["m1"]["n_train"] == 36 and half["m1"]["n_real"] == 12  # filled to 12 per class: more generated
+    assert half["real_balanced"]["n_train"] == 36 and half["real_balanced"]["n_real"] == 12
     per_seed = json.loads((tmp_path / "reports/per_seed.json").read_text())
-    assert set(per_seed) == {"real", "m1", "real@0.5", "m1@0.5"}
+    assert set(per_seed) == {"real", "real_balanced", "m1", "real@0.5", "real_balanced@0.5", "m1@0.5"}
+    assert per_seed["real_balanced"]["n_train"] == 36 and per_seed["real_balanced@0.5"]["n_real"] == 12
     md = (tmp_path / "reports/table2.md").read_text()
     assert "## Real-data scarcity" in md and "| Real subjects (CN / MCI / AD) | 4 / 4 / 4 | 8 / 8 / 8 |" in md
+    assert "| Real only, class-balanced | 36 |" in md and "- Real only, class-balanced: class balancing" in md
 
 
 def test_classify_command_stops_before_training_when_generated_images_cannot_fill_a_small_fraction(

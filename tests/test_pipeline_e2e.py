@@ -152,6 +152,7 @@ def test_repro_runs_every_stage_then_nothing(repo):
     assert "| CGAN |" not in table1 and "| G2I-l w/o Att |" not in table1   # the variants line, not all seven
     table2 = (repo / "reports/classify/table2.md").read_text()
     assert "| Real only |" in table2 and "| Real + G2I-l w/ Att |" in table2 and "| Real + AttnGAN |" in table2
+    assert "| Real only, class-balanced |" in table2 and "Against real only, class-balanced (accuracy)" in table2
     metrics = run(repo, "dvc", "metrics", "show", "--json")
     assert metrics.returncode == 0 and "psnr" in metrics.stdout and "macro_f1" in metrics.stdout
     second = run(repo, "dvc", "repro")

@@ -2,13 +2,15 @@
 
 Outputs (under --out):
 
-    table2.md     Table 2 (mean and 95 % t-interval over seeds per metric), one sentence per augmented row
-                  on whether augmentation changed accuracy (paired over seeds); with classify.real_fractions
+    table2.md     Table 2 (mean and 95 % t-interval over seeds per metric), one sentence per row on whether it
+                  changed accuracy against real only, and per augmented row against the class-balanced
+                  control (REAL_BALANCED; paired over seeds); with classify.real_fractions
                   below 1, a "Real-data scarcity" section (accuracy per fraction of the real subjects);
                   rendered by g2i.evaluation.tables.table2_markdown.
     metrics.json  the DVC metrics, shaped as `metrics_summary` documents.
     per_seed.json every row's full `evaluate_over_seeds` result (per-seed metrics and confusion matrices),
-                  keyed by row name: "real", "<model>", and "real@<f>", "<model>@<f>" for fractions f < 1.
+                  keyed by row name: "real", "real_balanced", "<model>", and "real@<f>", "<model>@<f>" etc.
+                  for fractions f < 1.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from . import add_common_arguments, model_names, resolved_params
 NAME = "classify"
 HELP = "Table 2: the paper's 2-layer CNN on real slices alone and on real + generated slices, several seeds"
 DESCRIPTION = ("Train the paper's 2-layer CNN for 3-way CN/MCI/AD classification on the real training slices "
-               "alone, then on real + each model's generated slices filled to sample.per_class per class; test on "
+               "alone, on the real slices with each class topped up to sample.per_class by repeating its own slices "
+               "(the class-balanced control), then on real + each model's generated slices filled to "
+               "sample.per_class per class; test on "
                "the held-out test subjects; accuracy and macro precision / recall / F1 as mean, std and 95 % "
                "t-interval over classify.seeds. For each fraction f < 1 in classify.real_fractions, the same rows "
                "on a stratified subsample of f of the real training subjects (the real-data-scarcity curve). "
@@ -43,12 +47,18 @@ def row_name(name: str, fraction: float) -> str:
     return name if float(fraction) == 1.0 else f"{name}@{fraction_key(fraction)}"
 
 
-def _summary_row(result: Mapping[str, Any], real: Mapping[str, Any] | None) -> dict[str, Any]:
+def _summary_row(name: str, rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Row `name` of one block of rows: its summary, its paired difference with real only ("vs_real", every row
+    but real only) and, for a model's row where the class-balanced control ran, with that ("vs_balanced")."""
     from ..evaluation.classifier import paired_difference
+    from ..evaluation.tables import REAL, REAL_BALANCED
 
+    result = rows[name]
     row = {"mean": result["mean"], "std": result["std"], "ci95": result["ci95"], "n_train": result["n_train"]}
-    if real is not None:
-        row["vs_real"] = {m: {"mean": d["mean"], "ci95": d["ci95"]} for m, d in paired_difference(result, real).items()}
+    for key, baseline in (("vs_real", REAL), ("vs_balanced", REAL_BALANCED)):
+        if name not in (REAL, baseline) and baseline in rows:
+            row[key] = {m: {"mean": d["mean"], "ci95": d["ci95"]}
+                        for m, d in paired_difference(result, rows[baseline]).items()}
     return row
 
 
@@ -56,24 +66,25 @@ def metrics_summary(results: Mapping[float, Mapping[str, Mapping[str, Any]]]) ->
     """The content of metrics.json (numbers as Python floats; None where undefined).
 
         {"real":    {"mean": {metric}, "std": {metric}, "ci95": {metric: [lo, hi] | null}, "n_train": int},
-         "<model>": {... the same ..., "vs_real": {metric: {"mean": d, "ci95": [lo, hi] | null}}},
+         "real_balanced": {... the same ..., "vs_real": {metric: {"mean": d, "ci95": [lo, hi] | null}}},
+         "<model>": {... the same ..., "vs_real": {...}, "vs_balanced": {... as vs_real ...}},
          "scarcity": {"<f>": {"real": {... as above ..., "n_real": int},
                               "<model>": {... as above ..., "n_real": int}}}}
 
     Top-level rows are Table 2 (all real training subjects). "vs_real" is the mean per-seed difference
-    row - real-only and its 95 % t-interval (paired over seeds). "scarcity" appears only when
+    row - real-only and its 95 % t-interval (paired over seeds); "vs_balanced" the same against the
+    class-balanced control (present where that row is). "scarcity" appears only when
     classify.real_fractions holds a fraction below 1; its keys are the fractions as text ("0.25", ...,
     "1.0", ascending, 1.0 repeating the top-level rows so each fraction's block is complete), and "n_real"
-    counts the real slices in the row's training set (n_train - n_real are generated).
+    counts the real slices in the row's training set (n_train - n_real are generated, or repeated real ones in
+    the class-balanced row).
     """
     from ..evaluation.classifier import fraction_key
-    from ..evaluation.tables import REAL
 
     rows = results[1.0]
-    out: dict[str, Any] = {name: _summary_row(r, rows[REAL] if name != REAL else None) for name, r in rows.items()}
+    out: dict[str, Any] = {name: _summary_row(name, rows) for name in rows}
     if len(results) > 1:
-        out["scarcity"] = {fraction_key(f): {name: {**_summary_row(r, results[f][REAL] if name != REAL else None),
-                                                    "n_real": r["n_real"]}
+        out["scarcity"] = {fraction_key(f): {name: {**_summary_row(name, results[f]), "n_real": r["n_real"]}
                                              for name, r in results[f].items()}
                            for f in sorted(results)}
     return out
@@ -122,7 +133,7 @@ def run(args: argparse.Namespace) -> None:
     from ..data.dataset import ProcessedPaths, SliceGenotypeDataset
     from ..vocabulary import DIAGNOSES, pipeline_models
     from ..evaluation.classifier import ClassifierConfig, evaluate_rows, fill_to_per_class, scarcity_subsamples
-    from ..evaluation.tables import REAL, table2_markdown
+    from ..evaluation.tables import REAL, REAL_BALANCED, table2_markdown
     from ..generation.sets import SampleConfig, load_set
     from ..io.atomic import atomic_file, write_json
     from ..io.jsonable import json_safe
@@ -153,12 +164,15 @@ def run(args: argparse.Namespace) -> None:
     order = list(reversed(fractions))   # 1.0 (Table 2) first
     training_sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     n_real: dict[str, int] = {}
-    for name in [REAL, *args.models]:
-        augment = None if name == REAL else load_set(args.generated / name, "augment")
+    rows = [REAL, REAL_BALANCED, *args.models]
+    for name in rows:
+        augment = None if name in (REAL, REAL_BALANCED) else load_set(args.generated / name, "augment")
         for fraction in order:
             real_x, real_y = x_train[keep[fraction]], train.labels[keep[fraction]]
-            if augment is None:
+            if name == REAL:
                 images, labels = real_x, real_y
+            elif name == REAL_BALANCED:   # the fill drawn from the real slices themselves, with replacement
+                images, labels, _ = fill_to_per_class(real_x, real_y, real_x, real_y, per_class, seed=0, replace=True)
             else:
                 images, labels, _ = fill_to_per_class(real_x, real_y, augment["images"].astype(np.float32),
                                                       augment["label"], per_class, seed=0)
@@ -168,7 +182,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"Table 2: {len(training_sets)} training sets x {len(seeds)} seeds, {n_jobs} at a time ...")
     evaluated = evaluate_rows(training_sets, x_test, test.labels, cfg, seeds, n_jobs=n_jobs)
     results: dict[float, dict[str, dict]] = {f: {} for f in order}
-    for name in [REAL, *args.models]:
+    for name in rows:
         for fraction in order:
             row = row_name(name, fraction)
             result = {**evaluated[row], "real_fraction": fraction, "n_real": n_real[row]}

@@ -268,13 +268,15 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, 
 
 
 def fill_to_per_class(real_images: np.ndarray, real_labels: np.ndarray, generated_images: np.ndarray,
-                      generated_labels: np.ndarray, per_class: int,
-                      seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+                      generated_labels: np.ndarray, per_class: int, seed: int,
+                      replace: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """All real images plus, per class, random generated images of that class up to `per_class` in total.
 
     A class whose real count already reaches `per_class` gets none (real images are never dropped).
     Returns float32 images (real first, then the generated fill in class order), int64 labels and the
     number of generated images used per diagnosis name. Raises ValueError when generated images run short.
+    `replace`: draw the fill with replacement, so a pool smaller than the need suffices unless it is empty
+    (Table 2's class-balanced control passes the real slices themselves as the pool).
     """
     real_images = _check_images(real_images, "real_images")
     real_labels = _check_labels(real_labels, len(real_images), "real_labels")
@@ -297,10 +299,10 @@ def fill_to_per_class(real_images: np.ndarray, real_labels: np.ndarray, generate
     for c, name in enumerate(DIAGNOSES):
         need = max(per_class - int((real_labels == c).sum()), 0)
         pool = np.flatnonzero(generated_labels == c)
-        if need > len(pool):
+        if need > len(pool) and not (replace and len(pool)):
             short.append(f"{name} needs {need} but only {len(pool)} exist")
             continue
-        pick = np.sort(rng.choice(pool, size=need, replace=False)) if need else pool[:0]
+        pick = np.sort(rng.choice(pool, size=need, replace=replace)) if need else pool[:0]
         chosen.append(pick)
         used[name] = int(need)
     if short:

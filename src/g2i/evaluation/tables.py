@@ -11,6 +11,10 @@ import numpy as np
 from ..vocabulary import display_name
 
 REAL = "real"                  # Table 2's row of the classifier trained on real slices alone
+# Table 2's control row: the real slices, each class topped up to sample.per_class by repeating its own slices.
+# Augmented rows differ from real-only in size and class balance as well as in the generated images; against
+# this row only the generated images differ.
+REAL_BALANCED = "real_balanced"
 SENTENCE_METRIC = "accuracy"   # the metric of Table 2's one-sentence verdicts
 
 
@@ -173,8 +177,9 @@ def truth_markdown(ref: Any, results: Mapping[str, Mapping[str, Any]], display) 
 
 
 def table2_row_label(name: str) -> str:
-    """A Table 2 row's training data in words: "Real only" for REAL, else "Real + <model's display name>"."""
-    return "Real only" if name == REAL else f"Real + {display_name(name)}"
+    """A Table 2 row's training data in words: "Real only" (REAL), "Real only, class-balanced" (REAL_BALANCED),
+    else "Real + <model's display name>"."""
+    return {REAL: "Real only", REAL_BALANCED: "Real only, class-balanced"}.get(name) or f"Real + {display_name(name)}"
 
 
 def _cell(result: Mapping[str, Any], metric: str) -> str:
@@ -185,8 +190,9 @@ def _cell(result: Mapping[str, Any], metric: str) -> str:
 
 
 def augmentation_sentence(name: str, result: Mapping[str, Any], real: Mapping[str, Any],
-                          metric: str = SENTENCE_METRIC) -> str:
-    """One markdown bullet: did adding `name`'s generated slices change `metric` against real-only?
+                          metric: str = SENTENCE_METRIC, baseline: str = REAL) -> str:
+    """One markdown bullet: did row `name` (a model's generated slices added, or REAL_BALANCED's repeats) change
+    `metric` against the `baseline` row, whose result is `real`?
 
     The verdict rests on the paired difference over seeds (`paired_difference`): a change is claimed only
     when its 95 % t-interval excludes 0. Whether the two rows' own intervals overlap is stated as well.
@@ -195,24 +201,37 @@ def augmentation_sentence(name: str, result: Mapping[str, Any], real: Mapping[st
 
     diff = paired_difference(result, real, [metric])[metric]
     ours, base, d, ci = result["mean"][metric], real["mean"][metric], diff["mean"], diff["ci95"]
-    what = metric.replace("_", " ")
+    what, against = metric.replace("_", " "), table2_row_label(baseline).lower()
+    change = "class balancing" if name == REAL_BALANCED else "augmentation"
     if ci is None:
-        return (f"- {table2_row_label(name)}: {what} {ours:.3f} vs {base:.3f} real only, a difference of {d:+.3f} "
+        return (f"- {table2_row_label(name)}: {what} {ours:.3f} vs {base:.3f} {against}, a difference of {d:+.3f} "
                 "from a single seed: no interval, so no evidence of a change either way.")
     if ci[0] > 0:
-        verdict = f"augmentation raised {what} by {d:.3f}"
+        verdict = f"{change} raised {what} by {d:.3f}"
     elif ci[1] < 0:
-        verdict = f"augmentation lowered {what} by {-d:.3f}"
+        verdict = f"{change} lowered {what} by {-d:.3f}"
     else:
-        verdict = f"augmentation did not clearly change {what} ({d:+.3f}, the interval includes 0)"
+        verdict = f"{change} did not clearly change {what} ({d:+.3f}, the interval includes 0)"
     overlap = intervals_overlap(result["ci95"][metric], real["ci95"][metric])
-    return (f"- {table2_row_label(name)}: {verdict}: {ours:.3f} vs {base:.3f} real only; paired over "
+    return (f"- {table2_row_label(name)}: {verdict}: {ours:.3f} vs {base:.3f} {against}; paired over "
             f"{diff['n_seeds']} seeds, 95 % CI of the difference {ci[0]:+.3f} to {ci[1]:+.3f}; "
             f"the two rows' 95 % intervals {'overlap' if overlap else 'do not overlap'}.")
 
 
-def _sentences(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    return [augmentation_sentence(name, result, rows[REAL]) for name, result in rows.items() if name != REAL]
+def _sentences(rows: Mapping[str, Mapping[str, Any]], where: str = "") -> list[str]:
+    """The verdict bullets under a Table 2 block (`where`: e.g. " at f = 0.25"): every row against real only,
+    then, where the class-balanced control ran, every model's row against it."""
+    lines = []
+    against_real = [augmentation_sentence(name, result, rows[REAL]) for name, result in rows.items() if name != REAL]
+    if against_real:
+        lines += ["", f"Against real only{where} ({SENTENCE_METRIC}):", "", *against_real]
+    if REAL_BALANCED in rows:
+        against_balanced = [augmentation_sentence(name, result, rows[REAL_BALANCED], baseline=REAL_BALANCED)
+                            for name, result in rows.items() if name not in (REAL, REAL_BALANCED)]
+        if against_balanced:
+            lines += ["", f"Against real only, class-balanced{where} ({SENTENCE_METRIC}): the same size and class "
+                      "balance, so a change here is the generated images' own:", "", *against_balanced]
+    return lines
 
 
 def table2_markdown(results: Mapping[float, Mapping[str, Mapping[str, Any]]], seeds: Sequence[int],
@@ -232,15 +251,16 @@ def table2_markdown(results: Mapping[float, Mapping[str, Mapping[str, Any]]], se
              f"The paper's 2-layer CNN; mean (95 % t-interval) over {len(seeds)} seeds {list(seeds)}. Test set: "
              f"held-out subjects ({', '.join(f'{k} {v}' for k, v in n_test.items())}). Augmented rows add generated "
              f"slices until each class has {fill} training images. The intervals cover the training randomness "
-             "(initialisation, batch order, dropout) on one fixed test set, not the sampling of test subjects.", "",
+             "(initialisation, batch order, dropout) on one fixed test set, not the sampling of test subjects."
+             + (f" Real only, class-balanced: the control for the augmented rows' size and class balance, each class "
+                f"topped up to {fill} by repeating its own real slices (drawn with replacement), no generated ones."
+                if REAL_BALANCED in rows else ""), "",
              "| Training data | n train | " + " | ".join(m.replace('_', ' ') for m in METRICS) + " |",
              "|---|---|" + "---|" * len(METRICS)]
     for name, result in rows.items():
         lines.append(f"| {table2_row_label(name)} | {result['n_train']} | "
                      + " | ".join(_cell(result, m) for m in METRICS) + " |")
-    sentences = _sentences(rows)
-    if sentences:
-        lines += ["", f"Augmentation vs real only ({SENTENCE_METRIC}):", "", *sentences]
+    lines += _sentences(rows)
     fractions = sorted(results)
     if len(fractions) > 1:
         lines += ["", "## Real-data scarcity", "",
@@ -257,12 +277,9 @@ def table2_markdown(results: Mapping[float, Mapping[str, Mapping[str, Any]]], se
             lines.append(f"| {table2_row_label(name)} | "
                          + " | ".join(_cell(results[f][name], SENTENCE_METRIC) for f in fractions) + " |")
         smallest = fractions[0]
-        sentences = _sentences(results[smallest])
-        if sentences:
-            lines += ["", f"Augmentation vs real only at f = {fraction_key(smallest)} ({SENTENCE_METRIC}):", "",
-                      *sentences]
+        lines += _sentences(results[smallest], f" at f = {fraction_key(smallest)}")
     return "\n".join(lines) + "\n"
 
 
 __all__ = ["table1_markdown", "fidelity_markdown", "verdict_paragraph", "truth_markdown", "table2_markdown",
-           "augmentation_sentence", "table2_row_label", "REAL", "SENTENCE_METRIC"]
+           "augmentation_sentence", "table2_row_label", "REAL", "REAL_BALANCED", "SENTENCE_METRIC"]
