@@ -23,8 +23,10 @@ FIDELITY = {"models": {"g2i_l_att": {"apoe_sweep": {"effect": 0.0092, "ci95": [0
                        "cgan": {"apoe_images_identical_across_doses": True,
                                 "apoe_sweep": {"effect": 0.0, "ci95": [0.0, 0.0]}, "memorisation": {"max": 0.5}}}}
 CLASSIFY = {"real": {"mean": {"accuracy": 0.41}},
+            "real_balanced": {"mean": {"accuracy": 0.44}, "vs_real": {"accuracy": {"mean": 0.03, "ci95": [-0.1, 0.16]}}},
             "g2i_l_att": {"mean": {"accuracy": 0.46}, "ci95": {"accuracy": [0.37, 0.55]},
-                          "vs_real": {"accuracy": {"mean": 0.05, "ci95": [-0.11, 0.22]}}}}
+                          "vs_real": {"accuracy": {"mean": 0.05, "ci95": [-0.11, 0.22]}},
+                          "vs_balanced": {"accuracy": {"mean": 0.02, "ci95": [-0.08, 0.12]}}}}
 
 
 def test_rows_copy_every_number_from_its_report_and_mark_what_is_absent():
@@ -35,8 +37,10 @@ def test_rows_copy_every_number_from_its_report_and_mark_what_is_absent():
     assert att["e4_to_ceiling_ci95_lo"] == 0.1 and att["memorisation_max"] == 0.84
     assert att["table2_accuracy"] == 0.46 and att["table2_gain_vs_real"] == 0.05
     assert att["table2_gain_vs_real_ci95_lo"] == -0.11
+    assert att["table2_gain_vs_balanced"] == 0.02 and att["table2_gain_vs_balanced_ci95_hi"] == 0.12
+    assert "real_balanced" not in rows                                         # a control row, not a model
     cgan = rows["cgan"]
-    assert cgan["psnr"] is None and cgan["table2_accuracy"] is None
+    assert cgan["psnr"] is None and cgan["table2_accuracy"] is None and cgan["table2_gain_vs_balanced"] is None
     assert cgan["e4_sweep_slope"] is None and cgan["e4_to_truth"] is None      # no genotype input: n/a, not 0
     text = render_markdown(rows, {"g2i_l_att": "G2I-l w/ Att", "cgan": "CGAN"})
     assert text.count("\n| ") == 3 and "| G2I-l w/ Att | 1.250 |" in text and "+0.0092 (0.007 to 0.0114)" in text
