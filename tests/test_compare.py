@@ -22,9 +22,10 @@ FIDELITY = {"models": {"g2i_l_att": {"apoe_sweep": {"effect": 0.0092, "ci95": [0
                                      "memorisation": {"max": 0.84}},
                        "cgan": {"apoe_images_identical_across_doses": True,
                                 "apoe_sweep": {"effect": 0.0, "ci95": [0.0, 0.0]}, "memorisation": {"max": 0.5}}}}
-CLASSIFY = {"real": {"mean": {"accuracy": 0.41}},
-            "real_balanced": {"mean": {"accuracy": 0.44}, "vs_real": {"accuracy": {"mean": 0.03, "ci95": [-0.1, 0.16]}}},
-            "g2i_l_att": {"mean": {"accuracy": 0.46}, "ci95": {"accuracy": [0.37, 0.55]},
+CLASSIFY = {"real": {"mean": {"accuracy": 0.41}, "n_train": 90},
+            "real_balanced": {"mean": {"accuracy": 0.44}, "n_train": 300,
+                              "vs_real": {"accuracy": {"mean": 0.03, "ci95": [-0.1, 0.16]}}},
+            "g2i_l_att": {"mean": {"accuracy": 0.46}, "ci95": {"accuracy": [0.37, 0.55]}, "n_train": 300,
                           "vs_real": {"accuracy": {"mean": 0.05, "ci95": [-0.11, 0.22]}},
                           "vs_balanced": {"accuracy": {"mean": 0.02, "ci95": [-0.08, 0.12]}}}}
 
@@ -96,3 +97,15 @@ def test_a_missing_or_broken_report_is_a_plain_error(tmp_path, capsys):
                  "--out", str(tmp_path / "out")])
     assert code != 0 and "metrics.json: not valid JSON" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_results_page_carries_both_table_2_differences():
+    """The study's results page (g2i.reports.results) keeps each row's difference with real only and, for a
+    model, with the class-balanced control, as classify's metrics.json holds them."""
+    from g2i.reports.results import table2_entries
+
+    table, scarcity = table2_entries(CLASSIFY)
+    assert set(table) == {"real", "real_balanced", "g2i_l_att"} and scarcity == {}
+    assert table["g2i_l_att"]["accuracy_vs_balanced"] == {"mean": 0.02, "ci95": [-0.08, 0.12]}
+    assert table["real_balanced"]["accuracy_vs_real"]["mean"] == 0.03
+    assert "accuracy_vs_balanced" not in table["real_balanced"] and "accuracy_vs_real" not in table["real"]

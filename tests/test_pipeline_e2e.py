@@ -227,8 +227,11 @@ def test_results_page_is_generated_from_the_run(repo, tmp_path):
     assert set(data["models"]) == MODELS
     classify = json.loads((repo / "reports/classify/metrics.json").read_text())
     assert data["table2"]["real"]["accuracy_mean"] == classify["real"]["mean"]["accuracy"]
+    assert (data["table2"]["g2i"]["accuracy_vs_balanced"]["mean"]
+            == classify["g2i"]["vs_balanced"]["accuracy"]["mean"])
     text = (tmp_path / "demo.md").read_text()
     assert f"{data['ceiling']['slope']:+.4f}" in text and "0.2 min" in text and "| Real only |" in text
+    assert "| Real only, class-balanced |" in text and "vs class-balanced real (95 % CI) |" in text
     assert (tmp_path / "demo/fidelity.png").is_file() and (tmp_path / "demo/e4_sweep.png").is_file()
     assert all(p.exists() for p in paths)
     # benchmarks/identifiability.py: the same ceiling from the data stages alone, no model needed

@@ -103,9 +103,9 @@ def table2_entries(classify: Mapping[str, Any]) -> tuple[dict, dict]:
     def row(r):
         out = {"accuracy_mean": r["mean"]["accuracy"], "accuracy_ci95": _pair((r.get("ci95") or {}).get("accuracy")),
                "n_train": r["n_train"]}
-        if "vs_real" in r:
-            out["accuracy_vs_real"] = {"mean": r["vs_real"]["accuracy"]["mean"],
-                                       "ci95": _pair(r["vs_real"]["accuracy"]["ci95"])}
+        for key in ("vs_real", "vs_balanced"):
+            if key in r:
+                out[f"accuracy_{key}"] = {"mean": r[key]["accuracy"]["mean"], "ci95": _pair(r[key]["accuracy"]["ci95"])}
         if "n_real" in r:
             out["n_real"] = r["n_real"]
         return out
@@ -402,14 +402,15 @@ def results_markdown(data: Mapping[str, Any], figures: Mapping[str, str]) -> str
                          + f" | {_f(p['attention_over_uniform'], 2)} |")
     lines += ["", "## Table 2: CN / MCI / AD classification (test subjects)", "",
               "Accuracy, mean over seeds with a 95 % t-interval; the paired difference with real-only uses the same seeds.",
-              "", "| Training data | n train | accuracy (95 % CI) | vs real only (95 % CI) |", "|---|---|---|---|"]
+              "", "| Training data | n train | accuracy (95 % CI) | vs real only (95 % CI) | vs class-balanced real "
+              "(95 % CI) |", "|---|---|---|---|---|"]
     if not data["table2"]:
-        lines.append("| not run: the run was stopped before the `classify` stage | | | |")
+        lines.append("| not run: the run was stopped before the `classify` stage | | | | |")
     for name, r in data["table2"].items():
-        vs = r.get("accuracy_vs_real")
+        vs = [r.get(f"accuracy_{key}") for key in ("vs_real", "vs_balanced")]
         lines.append(f"| {table2_row_label(name)} | {r['n_train']} | {_f(r['accuracy_mean'])} "
                      f"({_ci(r['accuracy_ci95'])}) | "
-                     f"{'' if not vs else _f(vs['mean'], 3, True) + ' (' + _ci(vs['ci95']) + ')'} |")
+                     + " | ".join("" if not d else f"{_f(d['mean'], 3, True)} ({_ci(d['ci95'])})" for d in vs) + " |")
     if data["scarcity"]:
         fractions = sorted(data["scarcity"], key=float)
         lines += ["", "### Real-data scarcity", "",
