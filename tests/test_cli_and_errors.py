@@ -110,3 +110,18 @@ def test_library_value_errors_are_plain_words_and_foreign_ones_stay_tracebacks(m
     monkeypatch.setattr(split_command, "run", lambda args: np.zeros(3).reshape(2, 2))
     with pytest.raises(ValueError, match="reshape"):
         cli.main(["split"])
+
+
+def test_importing_g2i_asks_mkl_for_alignment_independent_results_before_torch_loads():
+    """MKL's GEMM picks its code path by memory alignment unless MKL_CBWR says STRICT, so the same stage could
+    write other bytes when only the environment's size changed; g2i sets it before torch is imported, and
+    leaves a user's own setting alone."""
+    import os
+
+    probe = "import os, sys, g2i; print(os.environ.get('MKL_CBWR'), 'torch' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    plain = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert plain.stdout.split() == ["AUTO,STRICT", "False"]
+    own = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={**env, "MKL_CBWR": "COMPATIBLE"})
+    assert own.stdout.split() == ["COMPATIBLE", "False"]
