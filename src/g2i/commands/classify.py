@@ -51,14 +51,12 @@ def _summary_row(name: str, rows: Mapping[str, Mapping[str, Any]]) -> dict[str, 
     """Row `name` of one block of rows: its summary, its paired difference with real only ("vs_real", every row
     but real only) and, for a model's row where the class-balanced control ran, with that ("vs_balanced")."""
     from ..evaluation.classifier import paired_difference
-    from ..evaluation.tables import REAL, REAL_BALANCED
+    from ..evaluation.tables import compared_with
 
     result = rows[name]
     row = {"mean": result["mean"], "std": result["std"], "ci95": result["ci95"], "n_train": result["n_train"]}
-    for key, baseline in (("vs_real", REAL), ("vs_balanced", REAL_BALANCED)):
-        if name not in (REAL, baseline) and baseline in rows:
-            row[key] = {m: {"mean": d["mean"], "ci95": d["ci95"]}
-                        for m, d in paired_difference(result, rows[baseline]).items()}
+    for key, baseline in compared_with(name, rows).items():
+        row[key] = {m: {"mean": d["mean"], "ci95": d["ci95"]} for m, d in paired_difference(result, rows[baseline]).items()}
     return row
 
 

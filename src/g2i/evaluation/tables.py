@@ -15,6 +15,9 @@ REAL = "real"                  # Table 2's row of the classifier trained on real
 # Augmented rows differ from real-only in size and class balance as well as in the generated images; against
 # this row only the generated images differ.
 REAL_BALANCED = "real_balanced"
+# Table 2's paired comparisons, {metrics.json key: baseline row}; `compared_with` says which rows get which
+COMPARISONS = {"vs_real": REAL, "vs_balanced": REAL_BALANCED}
+_COMPARISON_NOTE = {REAL_BALANCED: " the same size and class balance, so a change here is the generated images' own:"}
 SENTENCE_METRIC = "accuracy"   # the metric of Table 2's one-sentence verdicts
 
 
@@ -218,19 +221,21 @@ def augmentation_sentence(name: str, result: Mapping[str, Any], real: Mapping[st
             f"the two rows' 95 % intervals {'overlap' if overlap else 'do not overlap'}.")
 
 
+def compared_with(name: str, rows: Mapping[str, Any]) -> dict[str, str]:
+    """{COMPARISONS key: baseline row} for row `name` of a block of rows: every row but real only against real
+    only; a model's row also against the class-balanced control, where that ran."""
+    return {key: base for key, base in COMPARISONS.items() if name not in (REAL, base) and base in rows}
+
+
 def _sentences(rows: Mapping[str, Mapping[str, Any]], where: str = "") -> list[str]:
-    """The verdict bullets under a Table 2 block (`where`: e.g. " at f = 0.25"): every row against real only,
-    then, where the class-balanced control ran, every model's row against it."""
+    """The verdict bullets under a Table 2 block (`where`: e.g. " at f = 0.25"), one list per baseline."""
     lines = []
-    against_real = [augmentation_sentence(name, result, rows[REAL]) for name, result in rows.items() if name != REAL]
-    if against_real:
-        lines += ["", f"Against real only{where} ({SENTENCE_METRIC}):", "", *against_real]
-    if REAL_BALANCED in rows:
-        against_balanced = [augmentation_sentence(name, result, rows[REAL_BALANCED], baseline=REAL_BALANCED)
-                            for name, result in rows.items() if name not in (REAL, REAL_BALANCED)]
-        if against_balanced:
-            lines += ["", f"Against real only, class-balanced{where} ({SENTENCE_METRIC}): the same size and class "
-                      "balance, so a change here is the generated images' own:", "", *against_balanced]
+    for key, base in COMPARISONS.items():
+        bullets = [augmentation_sentence(name, result, rows[base], baseline=base)
+                   for name, result in rows.items() if key in compared_with(name, rows)]
+        if bullets:
+            lines += ["", f"Against {table2_row_label(base).lower()}{where} ({SENTENCE_METRIC}):"
+                      + _COMPARISON_NOTE.get(base, ""), "", *bullets]
     return lines
 
 
@@ -282,4 +287,5 @@ def table2_markdown(results: Mapping[float, Mapping[str, Mapping[str, Any]]], se
 
 
 __all__ = ["table1_markdown", "fidelity_markdown", "verdict_paragraph", "truth_markdown", "table2_markdown",
-           "augmentation_sentence", "table2_row_label", "REAL", "REAL_BALANCED", "SENTENCE_METRIC"]
+           "augmentation_sentence", "table2_row_label", "compared_with", "REAL", "REAL_BALANCED", "COMPARISONS",
+           "SENTENCE_METRIC"]

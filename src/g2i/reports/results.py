@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import G2IError
-from ..evaluation.tables import table2_row_label
+from ..evaluation.tables import COMPARISONS, table2_row_label
 from ..vocabulary import display_name
 from ..io.atomic import atomic_file, write_json
 
@@ -103,7 +103,7 @@ def table2_entries(classify: Mapping[str, Any]) -> tuple[dict, dict]:
     def row(r):
         out = {"accuracy_mean": r["mean"]["accuracy"], "accuracy_ci95": _pair((r.get("ci95") or {}).get("accuracy")),
                "n_train": r["n_train"]}
-        for key in ("vs_real", "vs_balanced"):
+        for key in COMPARISONS:
             if key in r:
                 out[f"accuracy_{key}"] = {"mean": r[key]["accuracy"]["mean"], "ci95": _pair(r[key]["accuracy"]["ci95"])}
         if "n_real" in r:
@@ -407,7 +407,7 @@ def results_markdown(data: Mapping[str, Any], figures: Mapping[str, str]) -> str
     if not data["table2"]:
         lines.append("| not run: the run was stopped before the `classify` stage | | | | |")
     for name, r in data["table2"].items():
-        vs = [r.get(f"accuracy_{key}") for key in ("vs_real", "vs_balanced")]
+        vs = [r.get(f"accuracy_{key}") for key in COMPARISONS]
         lines.append(f"| {table2_row_label(name)} | {r['n_train']} | {_f(r['accuracy_mean'])} "
                      f"({_ci(r['accuracy_ci95'])}) | "
                      + " | ".join("" if not d else f"{_f(d['mean'], 3, True)} ({_ci(d['ci95'])})" for d in vs) + " |")
