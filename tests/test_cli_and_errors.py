@@ -125,3 +125,14 @@ def test_importing_g2i_asks_mkl_for_alignment_independent_results_before_torch_l
     own = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                          env={**env, "MKL_CBWR": "COMPATIBLE"})
     assert own.stdout.split() == ["COMPATIBLE", "False"]
+
+
+def test_the_mkl_benchmark_times_both_modes_in_their_own_processes(capsys, monkeypatch):
+    """benchmarks/mkl_cbwr.py: one line per shape with both times and their ratio, labelled with the machine."""
+    from .conftest import load_benchmark
+
+    monkeypatch.setattr("sys.argv", ["mkl_cbwr.py", "--repeats", "1", "--reps", "2"])
+    load_benchmark("mkl_cbwr").main()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("machine: ") and len(lines) == 4
+    assert all("MKL default" in line and "STRICT" in line and ": x" in line for line in lines[1:])

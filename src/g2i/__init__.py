@@ -16,8 +16,8 @@ for _key, _value in {
 # Byte reproducibility per CPU type: MKL's GEMM (torch's Linear layers on x86) otherwise picks its code path by
 # the operands' memory alignment, which moves with the process's environment size. On an Intel Xeon a CGAN test
 # set came out 1 float16 ulp apart in half its rows between two `make demo` runs. STRICT mode is alignment-
-# independent (no measurable cost: 0.40-0.45 ms against 0.42-0.43 ms for a 256 x 512 x 512 product there). Set
-# before torch's first MKL call: every stage imports g2i first. A user's own MKL_CBWR wins.
+# independent, at x0.95-1.02 of the default's GEMM time (benchmarks/mkl_cbwr.py). Set before torch's first MKL
+# call: every stage imports g2i first. A user's own MKL_CBWR wins.
 _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 __version__ = "0.1.0"
